@@ -1,0 +1,46 @@
+# traderunner: the two commands a new user needs are `make up` and `make test`.
+# Each creates .venv and installs what it needs on a fresh machine (Python >= 3.11 required).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: up test lint typecheck imports unit bench demo clean install
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "traderunner needs Python >= 3.11; found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+## up: start traderunner on this machine (for now: load demo data and run a demo backtest)
+up: $(STAMP)
+	$(BIN)/traderunner data demo
+	$(BIN)/traderunner backtest sma_cross --symbols AAPL,MSFT,TSLA --timeframe M5
+
+## test: lint, type-check, dependency contracts, then the whole test suite
+test: $(STAMP) lint typecheck imports
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+## bench: benchmarks against vectorbt and backtesting.py (figures in benchmarks/results/)
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

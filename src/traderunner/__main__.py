@@ -1,0 +1,5 @@
+"""``python -m traderunner`` runs the CLI."""
+
+from traderunner.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""Typed settings, read once per entrypoint and passed down.
+
+Every setting comes from an environment variable with the prefix ``TRADERUNNER_`` (for example
+``TRADERUNNER_DATA_DIR``) or from a ``.env`` file in the working directory. Nothing in the
+package reads the environment anywhere else: entrypoints call :func:`load_settings` once and
+hand the frozen :class:`Settings` to what they build.
+
+Settings
+    data_dir        where the SQLite store, numba cache and (later) embedded Redis live;
+                    default ``~/.local/share/traderunner`` (``$XDG_DATA_HOME/traderunner`` when set)
+    store_url       any SQLAlchemy URL; default ``sqlite:///{data_dir}/traderunner.db``
+    strategy_path   extra folders of user strategies (``os.pathsep``-separated), each ``*.py``
+                    file is loaded and every Strategy subclass in it registered
+    redis_url       the durable Redis (broker, job state, bus, sessions, rate limits); empty =
+                    the embedded Valkey server traderunner starts itself on ``redis_port``
+    cache_url       the cache Redis (candles, series, configs); empty = ``redis_url`` when that
+                    is set, else the embedded cache server on ``cache_port``
+    redis_port      embedded durable server's port (default 6479, clear of a system Redis on
+                    6379); cache_port the embedded cache server's (default 6480)
+    redis_bind      address the embedded servers listen on (default 127.0.0.1)
+    cache_maxmemory bound of the embedded cache server (default 256mb, allkeys-lru)
+    redis_prefix    prefix of every key traderunner and Celery write (default ``tr:``)
+    allow_unsafe_redis  accept a durable Redis that could evict or lose queued work
+    job_time_limit  hard time limit of one job in seconds (default 3600); Celery's visibility
+                    timeout is derived from it (2.5x)
+    job_heartbeat_ttl   seconds a running job's heartbeat lives (refreshed every third of it);
+                    its expiry is how a dead worker is noticed (default 15)
+    job_max_attempts    deliveries before a job whose worker keeps dying is failed (default 5)
+    reconcile_interval  seconds between reconciler passes in each worker (default 5)
+    reconcile_grace     age in seconds before a queued job missing from the broker is
+                    re-enqueued (default 10)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from traderunner.errors import ConfigError
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "traderunner"
+
+
+class Settings(BaseSettings):
+    """All of traderunner's configuration. Frozen: build a new one to change it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRADERUNNER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    store_url: str = ""
+    strategy_path: str = ""
+    redis_url: str = ""
+    cache_url: str = ""
+    redis_port: int = Field(default=6479, ge=1, le=65535)
+    cache_port: int = Field(default=6480, ge=1, le=65535)
+    redis_bind: str = "127.0.0.1"
+    cache_maxmemory: str = "256mb"
+    redis_prefix: str = Field(default="tr:", min_length=1, max_length=32)
+    allow_unsafe_redis: bool = False
+    job_time_limit: int = Field(default=3600, ge=10, le=7 * 86400)
+    job_heartbeat_ttl: int = Field(default=15, ge=1, le=3600)
+    job_max_attempts: int = Field(default=5, ge=1, le=100)
+    reconcile_interval: float = Field(default=5.0, gt=0, le=3600)
+    reconcile_grace: float = Field(default=10.0, ge=0, le=86400)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL, defaulting to a SQLite file inside ``data_dir``."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.data_dir / 'traderunner.db'}"
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when traderunner runs its own Valkey servers (no ``redis_url`` given)."""
+        return not self.redis_url
+
+    @property
+    def redis_dir(self) -> Path:
+        """Where the embedded servers keep config, data, pid and log files."""
+        return self.data_dir / "redis"
+
+    @property
+    def strategy_dirs(self) -> tuple[Path, ...]:
+        """Folders of user strategies, in the order given."""
+        return tuple(
+            Path(p).expanduser() for p in self.strategy_path.split(os.pathsep) if p.strip()
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment once; ``overrides`` win over the environment."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "TRADERUNNER_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"invalid setting {field}: {first['msg']}") from None

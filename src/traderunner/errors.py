@@ -1,0 +1,80 @@
+"""One exception tree for traderunner, sorted by what the caller should do.
+
+::
+
+    TraderunnerError                 base; never raised itself
+    ├── UserInputError               the caller gave something wrong: fix the input and retry
+    │   ├── UnknownStrategyError     no strategy with that name (lists the known ones)
+    │   ├── ParameterError           unknown parameter, wrong type or out of bounds
+    │   ├── OptionError              bad engine option (fill, direction, size, fees, stops)
+    │   ├── DataRangeError           bad or empty date range, unknown symbol or timeframe
+    │   └── DataFileError            an import file that cannot be used (says which row and why)
+    ├── StrategyError                a strategy (built-in or user plugin) failed: fix the strategy
+    │   └── StrategyLoadError        a user strategy file or entry point could not be loaded
+    ├── StoreError                   the SQL store failed or is unreachable: check its URL/server
+    ├── RedisError                   a Redis server is unreachable, refused or misbehaved
+    │   └── UnsafeRedisError         the durable Redis could evict or lose work: fix its config
+    ├── CancelledError               the work was cancelled on request: nothing to fix
+    └── ConfigError                  settings are invalid: fix the environment / config file
+
+Every message is one line that says what is wrong and what to do about it; the CLI prints it
+as is and exits non-zero, never with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TraderunnerError(Exception):
+    """Base class of every error traderunner raises on purpose."""
+
+
+class UserInputError(TraderunnerError):
+    """The caller's input is wrong; nothing was written or enqueued."""
+
+
+class UnknownStrategyError(UserInputError):
+    """No strategy is registered under the requested name."""
+
+
+class ParameterError(UserInputError):
+    """A strategy parameter is unknown, of the wrong type or outside its bounds."""
+
+
+class OptionError(UserInputError):
+    """An engine option (fill, direction, size, costs, stops) is invalid."""
+
+
+class DataRangeError(UserInputError):
+    """The requested data does not exist: unknown symbol/timeframe, bad or empty period."""
+
+
+class DataFileError(UserInputError):
+    """An import file is unusable; the message names the file, the row and the fix."""
+
+
+class StrategyError(TraderunnerError):
+    """A strategy raised or returned something the engine cannot use."""
+
+
+class StrategyLoadError(StrategyError):
+    """A user strategy (plugin folder or entry point) failed to load; names the file."""
+
+
+class StoreError(TraderunnerError):
+    """The SQL store failed or could not be reached."""
+
+
+class RedisError(TraderunnerError):
+    """A Redis/Valkey server could not be reached, started or used; says what to check."""
+
+
+class UnsafeRedisError(RedisError):
+    """The durable Redis has an eviction policy or persistence that could lose queued work."""
+
+
+class CancelledError(TraderunnerError):
+    """Work stopped because its ``should_stop`` callback (a cancel request) said so."""
+
+
+class ConfigError(TraderunnerError):
+    """The settings are invalid."""

@@ -1,0 +1,246 @@
+"""The strategy interface (version 1), shared by backtests and the live stream service.
+
+A strategy is a class with
+
+* ``name``: the registry name (``sma_cross``), ``description``: one line for listings;
+* ``Params``: a frozen dataclass subclassing :class:`StrategyParams` whose fields are declared
+  with :func:`param` (type from the annotation: int, float, bool or str; bounds; default; doc).
+  Construction validates types and bounds, then calls ``check()`` for cross-field rules;
+* ``warmup_bars`` (property): how many bars the indicators need before a signal is meaningful.
+  The engine forces the target position to 0 before that bar;
+* ``indicators(candles) -> dict[str, ndarray]``: vectorised, each array as long as the candles;
+* ``signals(candles, indicators) -> ndarray``: the *target position* per bar, -1, 0 or 1, where
+  element ``t`` may use only bars ``0..t`` (no look-ahead). The engine acts on changes of it.
+
+Both methods must be pure functions of the candles and ``self.params``: the live service calls
+``signals()`` on the last ``warmup_bars + 1`` candles and must get the same answer a backtest got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, get_type_hints
+
+import numpy as np
+import numpy.typing as npt
+
+from traderunner.domain.candles import CandleArrays
+from traderunner.errors import ParameterError, StrategyError
+
+SignalArray = npt.NDArray[np.int8]
+Indicators = dict[str, npt.NDArray[Any]]
+
+INTERFACE_VERSION = 1
+
+
+def param(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """Declare a strategy parameter: ``fast: int = param(10, low=2, high=500, doc="...")``."""
+    return dataclasses.field(
+        default=default, metadata={"low": low, "high": high, "choices": choices, "doc": doc}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """What a parameter accepts; listed by ``traderunner strategies`` and the dashboard."""
+
+    name: str
+    type: type
+    default: Any
+    low: float | None
+    high: float | None
+    choices: tuple[str, ...] | None
+    doc: str
+
+    def describe_bounds(self) -> str:
+        if self.choices:
+            return "|".join(self.choices)
+        if self.type is bool:
+            return "true|false"
+        if self.type is str:
+            return "text"
+        lo = "-inf" if self.low is None else _fmt(self.low)
+        hi = "inf" if self.high is None else _fmt(self.high)
+        return f"[{lo}, {hi}]"
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a CLI/JSON value to this parameter's type, or raise ParameterError."""
+        try:
+            if self.type is bool:
+                if isinstance(raw, bool):
+                    return raw
+                text = str(raw).strip().lower()
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(raw)
+            if self.type is int:
+                if isinstance(raw, bool):
+                    raise ValueError(raw)
+                if isinstance(raw, float):
+                    if not raw.is_integer():
+                        raise ValueError(raw)
+                    return int(raw)
+                return int(str(raw).strip())
+            if self.type is float:
+                if isinstance(raw, bool):
+                    raise ValueError(raw)
+                return float(raw)
+            return str(raw)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"parameter {self.name!r} must be {self.type.__name__}, got {raw!r}"
+            ) from None
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyParams:
+    """Base of every strategy's ``Params``: validates types and bounds on construction."""
+
+    def __post_init__(self) -> None:
+        for spec in type(self).specs():
+            value = getattr(self, spec.name)
+            checked = spec.parse(value)
+            if checked != value or type(checked) is not type(value):
+                object.__setattr__(self, spec.name, checked)
+                value = checked
+            if spec.choices and value not in spec.choices:
+                raise ParameterError(
+                    f"parameter {spec.name!r} must be one of {', '.join(spec.choices)}, "
+                    f"got {value!r}"
+                )
+            if spec.type in (int, float):
+                if spec.low is not None and value < spec.low:
+                    raise ParameterError(
+                        f"parameter {spec.name!r}={value} is below its minimum "
+                        f"{_fmt(spec.low)} (bounds {spec.describe_bounds()})"
+                    )
+                if spec.high is not None and value > spec.high:
+                    raise ParameterError(
+                        f"parameter {spec.name!r}={value} is above its maximum "
+                        f"{_fmt(spec.high)} (bounds {spec.describe_bounds()})"
+                    )
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field rules (for example ``fast < slow``); raise ParameterError."""
+
+    @classmethod
+    def specs(cls) -> tuple[ParamSpec, ...]:
+        hints = get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            out.append(
+                ParamSpec(
+                    name=f.name,
+                    type=hints[f.name],
+                    default=f.default,
+                    low=f.metadata.get("low"),
+                    high=f.metadata.get("high"),
+                    choices=f.metadata.get("choices"),
+                    doc=f.metadata.get("doc", ""),
+                )
+            )
+        return tuple(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class Strategy(ABC):
+    """Base class of every strategy; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+    #: True when the strategy only makes sense on intraday bars (it uses sessions).
+    intraday: ClassVar[bool] = False
+
+    def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
+        self.params = type(self).make_params(params)
+
+    @classmethod
+    def make_params(
+        cls, params: StrategyParams | Mapping[str, Any] | None = None
+    ) -> StrategyParams:
+        """Build validated Params from None (defaults), a Params or a name→value mapping.
+
+        String values (from the CLI or JSON) are converted to the declared type. Unknown names
+        raise ParameterError listing the known ones.
+        """
+        if params is None:
+            return cls.Params()
+        if isinstance(params, StrategyParams):
+            if not isinstance(params, cls.Params):
+                raise ParameterError(
+                    f"{cls.name}: expected {cls.__name__}.Params, got {type(params).__name__}"
+                )
+            return params
+        specs = {s.name: s for s in cls.Params.specs()}
+        unknown = sorted(set(params) - set(specs))
+        if unknown:
+            known = ", ".join(specs) or "none"
+            raise ParameterError(
+                f"unknown parameter(s) {', '.join(unknown)} for strategy {cls.name!r}; "
+                f"known: {known}"
+            )
+        values = {k: specs[k].parse(v) for k, v in params.items()}
+        return cls.Params(**values)
+
+    @classmethod
+    def param_specs(cls) -> tuple[ParamSpec, ...]:
+        return cls.Params.specs()
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars needed before the first meaningful signal."""
+        return 0
+
+    @abstractmethod
+    def indicators(self, candles: CandleArrays) -> Indicators:
+        """Vectorised indicator arrays, each ``len(candles)`` long."""
+
+    @abstractmethod
+    def signals(self, candles: CandleArrays, indicators: Indicators) -> SignalArray:
+        """Target position per bar (-1, 0, 1) using only bars up to and including each bar."""
+
+    def target_positions(self, candles: CandleArrays) -> SignalArray:
+        """``signals(candles, indicators(candles))`` checked and with the warm-up zeroed.
+
+        Raises StrategyError (naming the strategy) for anything the engine cannot use.
+        """
+        try:
+            ind = self.indicators(candles)
+            raw = self.signals(candles, ind)
+        except (ParameterError, StrategyError):
+            raise
+        except Exception as exc:
+            raise StrategyError(
+                f"strategy {self.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        sig = np.asarray(raw)
+        if sig.shape != (len(candles),):
+            raise StrategyError(
+                f"strategy {self.name!r} returned {sig.shape} signals for {len(candles)} bars"
+            )
+        if sig.dtype.kind == "f":
+            sig = np.nan_to_num(sig, nan=0.0)
+        out = np.clip(sig, -1, 1).astype(np.int8)
+        warm = min(max(int(self.warmup_bars), 0), len(out))
+        out[:warm] = 0
+        return out

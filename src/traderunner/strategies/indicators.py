@@ -1,0 +1,219 @@
+"""Vectorised indicators shared by the built-in strategies (and free for user strategies).
+
+Every function takes float64 arrays and returns arrays of the same length, with NaN where the
+window is not yet full; element ``t`` depends only on elements ``0..t`` (no look-ahead).
+
+Sweeps evaluate many parameter combinations on the same candles. Inside
+``with indicator_cache(candles):`` each indicator computed on one of those candles' columns is
+memoised by (function, column, arguments), so ``sma(close, 20)`` is computed once per sweep, not
+once per combination. Outside that block nothing is cached.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from traderunner.domain.candles import COLUMNS, CandleArrays
+
+FloatArray = npt.NDArray[np.float64]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Memo:
+    __slots__ = ("base_ids", "keep", "results")
+
+    def __init__(self, candles: CandleArrays) -> None:
+        # Holding the columns keeps their ids unique for the life of the cache.
+        self.keep = [getattr(candles, c) for c in COLUMNS]
+        self.base_ids = {id(a) for a in self.keep}
+        self.results: dict[tuple[Any, ...], Any] = {}
+
+
+_memo: contextvars.ContextVar[_Memo | None] = contextvars.ContextVar("indicator_memo", default=None)
+
+
+@contextmanager
+def indicator_cache(candles: CandleArrays) -> Iterator[None]:
+    """Memoise indicators computed on ``candles``' columns for the duration of the block."""
+    token = _memo.set(_Memo(candles))
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def memoized(func: F) -> F:
+    """Cache ``func(column, *args)`` inside :func:`indicator_cache` for base columns."""
+
+    @functools.wraps(func)
+    def wrapper(values: Any, *args: Any, **kwargs: Any) -> Any:
+        memo = _memo.get()
+        if memo is None or id(values) not in memo.base_ids:
+            return func(values, *args, **kwargs)
+        key = (func.__name__, id(values), args, tuple(sorted(kwargs.items())))
+        hit = memo.results.get(key)
+        if hit is None:
+            hit = func(values, *args, **kwargs)
+            if isinstance(hit, np.ndarray):
+                hit.setflags(write=False)
+            memo.results[key] = hit
+        return hit
+
+    return wrapper  # type: ignore[return-value]
+
+
+@memoized
+def sma(values: FloatArray, window: int) -> FloatArray:
+    """Simple moving average over ``window`` bars (cumulative-sum form, O(n))."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if window <= 0 or window > len(x):
+        return out
+    csum = np.cumsum(np.insert(x, 0, 0.0))
+    out[window - 1 :] = (csum[window:] - csum[:-window]) / window
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _ema_kernel(x: FloatArray, alpha: float, seed: int) -> FloatArray:  # pragma: no cover - jit
+    n = len(x)
+    out = np.full(n, np.nan)
+    if seed > n:
+        return out
+    acc = 0.0
+    for i in range(seed):
+        acc += x[i]
+    prev = acc / seed
+    out[seed - 1] = prev
+    for i in range(seed, n):
+        prev = alpha * x[i] + (1.0 - alpha) * prev
+        out[i] = prev
+    return out
+
+
+@memoized
+def ema(values: FloatArray, span: int) -> FloatArray:
+    """Exponential moving average, ``alpha = 2 / (span + 1)``, seeded with the first SMA."""
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    if span <= 0:
+        return np.full(len(x), np.nan)
+    return _ema_kernel(x, 2.0 / (span + 1.0), span)
+
+
+@numba.njit(cache=True, nogil=True)
+def _wilder_rsi(x: FloatArray, period: int) -> FloatArray:  # pragma: no cover - jit
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n <= period:
+        return out
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, period + 1):
+        d = x[i] - x[i - 1]
+        if d > 0:
+            gain += d
+        else:
+            loss -= d
+    gain /= period
+    loss /= period
+    out[period] = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    for i in range(period + 1, n):
+        d = x[i] - x[i - 1]
+        g = d if d > 0 else 0.0
+        lo = -d if d < 0 else 0.0
+        gain = (gain * (period - 1) + g) / period
+        loss = (loss * (period - 1) + lo) / period
+        out[i] = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    return out
+
+
+@memoized
+def rsi(values: FloatArray, period: int) -> FloatArray:
+    """Wilder's RSI (0..100) over ``period`` bars; NaN for the first ``period`` bars."""
+    return _wilder_rsi(np.ascontiguousarray(values, dtype=np.float64), period)
+
+
+@memoized
+def rolling_std(values: FloatArray, window: int) -> FloatArray:
+    """Population standard deviation over ``window`` bars."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if window <= 0 or window > len(x):
+        return out
+    # Shifting by the first value keeps the sum-of-squares form numerically stable.
+    y = x - x[0]
+    c1 = np.cumsum(np.insert(y, 0, 0.0))
+    c2 = np.cumsum(np.insert(y * y, 0, 0.0))
+    s1 = c1[window:] - c1[:-window]
+    s2 = c2[window:] - c2[:-window]
+    var = np.maximum(s2 / window - (s1 / window) ** 2, 0.0)
+    out[window - 1 :] = np.sqrt(var)
+    return out
+
+
+def _rolling_extreme(x: FloatArray, window: int, fn: Callable[..., Any]) -> FloatArray:
+    out = np.full(len(x), np.nan)
+    if window <= 0 or window > len(x):
+        return out
+    view = np.lib.stride_tricks.sliding_window_view(x, window)
+    out[window - 1 :] = fn(view, axis=1)
+    return out
+
+
+@memoized
+def rolling_max(values: FloatArray, window: int) -> FloatArray:
+    """Highest value of the last ``window`` bars, including the current one."""
+    return _rolling_extreme(np.asarray(values, dtype=np.float64), window, np.max)
+
+
+@memoized
+def rolling_min(values: FloatArray, window: int) -> FloatArray:
+    """Lowest value of the last ``window`` bars, including the current one."""
+    return _rolling_extreme(np.asarray(values, dtype=np.float64), window, np.min)
+
+
+def shift(values: npt.NDArray[Any], periods: int = 1, fill: float = np.nan) -> FloatArray:
+    """Values ``periods`` bars ago (positive periods only: never looks ahead)."""
+    if periods < 0:
+        raise ValueError("shift() only looks back; periods must be >= 0")
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), fill)
+    if periods == 0:
+        return x.copy()
+    if periods < len(x):
+        out[periods:] = x[:-periods]
+    return out
+
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:
+    """1 from each bar where ``enter`` is true until the next bar where ``exit_`` is true.
+
+    Turns event-style rules ("buy when oversold, sell when back at the mean") into a target
+    position. Exit wins when both are true on one bar.
+    """
+    return _hold(np.asarray(enter, dtype=np.bool_), np.asarray(exit_, dtype=np.bool_))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hold(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:  # pragma: no cover
+    n = len(enter)
+    out = np.zeros(n, dtype=np.int8)
+    state = 0
+    for i in range(n):
+        if exit_[i]:
+            state = 0
+        elif enter[i]:
+            state = 1
+        out[i] = state
+    return out
