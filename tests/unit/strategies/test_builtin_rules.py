@@ -1,0 +1,264 @@
+"""Each built-in strategy against an independent, bar-by-bar statement of its documented rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+
+from traderunner.domain.candles import CandleArrays
+from traderunner.errors import ParameterError
+from traderunner.strategies import Strategy, get_strategy
+from traderunner.strategies.indicators import indicator_cache
+
+BoolArray = npt.NDArray[np.bool_]
+CandleBuilder = Callable[..., CandleArrays]
+
+
+def reference_two_sided(
+    long_in: BoolArray, long_out: BoolArray, short_in: BoolArray, short_out: BoolArray
+) -> np.ndarray:
+    """The docstrings' rule in plain Python: enter on ``*_in``, leave on ``*_out`` (flat bar).
+
+    Also checks the docstrings' claim that a bar entering one side always ends the other.
+    """
+    state = 0
+    out = np.zeros(len(long_in), dtype=np.int8)
+    for i in range(len(long_in)):
+        if state == 1 and short_in[i]:
+            assert long_out[i], f"bar {i}: a short entry did not end the long"
+        if state == -1 and long_in[i]:
+            assert short_out[i], f"bar {i}: a long entry did not end the short"
+        if (state == 1 and long_out[i]) or (state == -1 and short_out[i]):
+            state = 0
+        if state == 0:
+            if long_in[i] and not long_out[i]:
+                state = 1
+            elif short_in[i] and not short_out[i]:
+                state = -1
+        out[i] = state
+    return out
+
+
+def lt(a: np.ndarray, b: np.ndarray) -> BoolArray:
+    with np.errstate(invalid="ignore"):
+        return np.asarray(a < b)
+
+
+def run(strategy: Strategy, candles: CandleArrays) -> np.ndarray:
+    return strategy.target_positions(candles)
+
+
+@pytest.fixture(scope="module")
+def candles() -> CandleArrays:
+    rng = np.random.default_rng(42)
+    n = 3000
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    open_ = np.concatenate([[50.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.004, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.004, n))
+    ts = (np.arange(n, dtype=np.int64) + 19_000) * 86_400 * 10**9
+    return CandleArrays(ts=ts, open=open_, high=high, low=low, close=close, volume=np.ones(n))
+
+
+def test_sma_cross_matches_pandas_rolling_means(candles: CandleArrays) -> None:
+    s = get_strategy("sma_cross")({"fast": 7, "slow": 30})
+    close = pd.Series(candles.close)
+    fast, slow = close.rolling(7).mean().to_numpy(), close.rolling(30).mean().to_numpy()
+    ind = s.indicators(candles)
+    np.testing.assert_allclose(ind["sma_fast"], fast, rtol=1e-9)
+    np.testing.assert_allclose(ind["sma_slow"], slow, rtol=1e-9)
+    expected = np.where(np.isnan(slow), 0, np.where(fast > slow, 1, -1))
+    np.testing.assert_array_equal(run(s, candles), expected)
+    assert s.warmup_bars == 29
+
+
+def _ema_reference(x: np.ndarray, span: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    alpha = 2.0 / (span + 1.0)
+    first = int(np.flatnonzero(~np.isnan(x))[0])
+    prev = float(np.mean(x[first : first + span]))
+    out[first + span - 1] = prev
+    for i in range(first + span, len(x)):
+        prev = alpha * x[i] + (1 - alpha) * prev
+        out[i] = prev
+    return out
+
+
+def test_ema_cross_rule(candles: CandleArrays) -> None:
+    s = get_strategy("ema_cross")({"fast": 5, "slow": 20})
+    fast, slow = _ema_reference(candles.close, 5), _ema_reference(candles.close, 20)
+    expected = np.where(np.isnan(slow), 0, np.where(fast > slow, 1, -1))
+    np.testing.assert_array_equal(run(s, candles), expected)
+    assert s.warmup_bars == 19
+
+
+def test_macd_rule(candles: CandleArrays) -> None:
+    s = get_strategy("macd")({})
+    line = _ema_reference(candles.close, 12) - _ema_reference(candles.close, 26)
+    signal = _ema_reference(line, 9)
+    ind = s.indicators(candles)
+    np.testing.assert_allclose(ind["macd"], line, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ind["macd_signal"], signal, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ind["macd_hist"], line - signal, rtol=1e-9, atol=1e-12)
+    expected = np.where(np.isnan(signal), 0, np.where(line > signal, 1, -1))
+    np.testing.assert_array_equal(run(s, candles), expected)
+    # The first defined signal-line value is at bar slow + signal - 2 = 33.
+    assert s.warmup_bars == 33 == int(np.flatnonzero(~np.isnan(signal))[0])
+
+
+def test_rsi_reversion_rule(candles: CandleArrays) -> None:
+    s = get_strategy("rsi_reversion")({"period": 6, "lower": 25, "upper": 75, "exit": 55})
+    value = s.indicators(candles)["rsi"]
+    expected = reference_two_sided(
+        lt(value, 25),
+        ~lt(value, 55) & ~np.isnan(value),
+        lt(75, value),
+        ~lt(55, value) & ~np.isnan(value),
+    )
+    got = run(s, candles)
+    np.testing.assert_array_equal(got, expected)
+    assert {-1, 1} <= set(got.tolist())
+
+
+def test_bollinger_reversion_rule(candles: CandleArrays) -> None:
+    s = get_strategy("bollinger_reversion")({"window": 15, "k": 1.5})
+    close = pd.Series(candles.close)
+    mid = close.rolling(15).mean().to_numpy()
+    std = close.rolling(15).std(ddof=0).to_numpy()
+    ind = s.indicators(candles)
+    np.testing.assert_allclose(ind["bb_upper"], mid + 1.5 * std, rtol=1e-7)
+    np.testing.assert_allclose(ind["bb_lower"], mid - 1.5 * std, rtol=1e-7)
+    c = candles.close
+    expected = reference_two_sided(
+        lt(c, ind["bb_lower"]),
+        ~lt(c, ind["bb_middle"]) & ~np.isnan(mid),
+        lt(ind["bb_upper"], c),
+        ~lt(ind["bb_middle"], c) & ~np.isnan(mid),
+    )
+    np.testing.assert_array_equal(run(s, candles), expected)
+
+
+def test_donchian_breakout_rule(candles: CandleArrays) -> None:
+    s = get_strategy("donchian_breakout")({"entry": 20, "exit": 10})
+    high, low = pd.Series(candles.high), pd.Series(candles.low)
+    entry_high = high.rolling(20).max().shift(1).to_numpy()
+    entry_low = low.rolling(20).min().shift(1).to_numpy()
+    exit_high = high.rolling(10).max().shift(1).to_numpy()
+    exit_low = low.rolling(10).min().shift(1).to_numpy()
+    c = candles.close
+    expected = reference_two_sided(
+        lt(entry_high, c), lt(c, exit_low), lt(c, entry_low), lt(exit_high, c)
+    )
+    got = run(s, candles)
+    np.testing.assert_array_equal(got, expected)
+    ind = s.indicators(candles)
+    np.testing.assert_array_equal(ind["entry_high"], entry_high)
+    np.testing.assert_array_equal(ind["exit_low"], exit_low)
+    # The channel excludes the current bar, so a breakout bar's close is above it.
+    entries = np.flatnonzero((got[1:] == 1) & (got[:-1] != 1)) + 1
+    assert len(entries) > 0
+    assert np.all(c[entries] > entry_high[entries])
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "needle"),
+    [
+        ("sma_cross", {"fast": 50, "slow": 50}, "fast < slow"),
+        ("ema_cross", {"fast": 30, "slow": 10}, "fast < slow"),
+        ("macd", {"fast": 26, "slow": 12}, "fast < slow"),
+        ("rsi_reversion", {"lower": 60}, "lower < exit < upper"),
+        ("rsi_reversion", {"upper": 40}, "lower < exit < upper"),
+        ("donchian_breakout", {"entry": 10, "exit": 20}, "exit <= entry"),
+        ("bollinger_reversion", {"k": 0}, "below its minimum"),
+        ("sma_cross", {"fast": "ten"}, "must be int"),
+        ("sma_cross", {"period": 3}, "unknown parameter"),
+        ("opening_range_breakout", {"tz": "New York"}, "unknown time zone"),
+        ("opening_range_breakout", {"session_open": "9.30"}, "HH:MM"),
+        ("opening_range_breakout", {"range_minutes": 390}, "shorter than the 390-minute"),
+        (
+            "opening_range_breakout",
+            {"session_open": "16:00", "session_close": "09:30"},
+            "must be before its close",
+        ),
+    ],
+)
+def test_bad_parameters_raise_one_clear_parameter_error(
+    name: str, params: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(ParameterError) as err:
+        get_strategy(name)(params)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sma_cross",
+        "ema_cross",
+        "macd",
+        "rsi_reversion",
+        "bollinger_reversion",
+        "donchian_breakout",
+        "opening_range_breakout",
+    ],
+)
+def test_defaults_bounds_and_docs(name: str) -> None:
+    cls = get_strategy(name)
+    assert cls.name == name
+    assert cls.description
+    doc = cls.__doc__ or ""
+    assert "+1" in doc
+    assert "-1" in doc
+    for spec in cls.param_specs():
+        assert spec.doc, f"{name}.{spec.name} has no doc"
+        if spec.type in (int, float):
+            assert spec.low is not None
+            assert spec.high is not None
+            assert spec.low <= spec.default <= spec.high
+    s = cls()
+    assert s.warmup_bars >= 0
+
+
+def test_indicators_are_shared_between_parameter_sets_inside_a_cache(
+    candles: CandleArrays,
+) -> None:
+    # Sweeps rely on this: SMA(close, 10) is computed once for every combination using it.
+    a = get_strategy("sma_cross")({"fast": 10, "slow": 40})
+    b = get_strategy("sma_cross")({"fast": 10, "slow": 60})
+    with indicator_cache(candles):
+        assert a.indicators(candles)["sma_fast"] is b.indicators(candles)["sma_fast"]
+        m1 = get_strategy("bollinger_reversion")({"window": 20, "k": 1.0})
+        m2 = get_strategy("bollinger_reversion")({"window": 20, "k": 3.0})
+        assert m1.indicators(candles)["bb_middle"] is m2.indicators(candles)["bb_middle"]
+    assert a.indicators(candles)["sma_fast"] is not b.indicators(candles)["sma_fast"]
+
+
+def test_rsi_reversion_boundaries_on_given_rsi_values(candles: CandleArrays) -> None:
+    s = get_strategy("rsi_reversion")({"lower": 30, "exit": 50, "upper": 70})
+    rsi = np.array([np.nan, 50, 29, 40, 49.9, 50, 60, 71, 60, 50, 80, 20, 50, 30, 70])
+    expected = [0, 0, 1, 1, 1, 0, 0, -1, -1, 0, -1, 1, 0, 0, 0]
+    head = candles.slice(0, len(rsi))
+    np.testing.assert_array_equal(s.signals(head, {"rsi": rsi}), expected)
+
+
+def test_bollinger_reversion_boundaries_on_given_bands(candles: CandleArrays) -> None:
+    s = get_strategy("bollinger_reversion")()
+    close = np.array([100, 94, 97, 100, 106, 103, 100, 94, 106, 95.0])
+    middle = np.full(len(close), 100.0)
+    bands = {"bb_middle": middle, "bb_upper": middle + 5, "bb_lower": middle - 5}
+    head = CandleArrays(
+        ts=candles.ts[: len(close)],
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=close,
+    )
+    # Long below 95 until a close >= 100; short above 105 until <= 100; 106 reverses a long;
+    # the last close (95) ends the short and is not below the band, so it stays flat.
+    np.testing.assert_array_equal(s.signals(head, bands), [0, 1, 1, 0, -1, -1, 0, 1, -1, 0])
