@@ -1,0 +1,230 @@
+"""The store: one SQLAlchemy engine and the repositories that use it.
+
+``Store.connect(url)`` accepts any SQLAlchemy URL. Two are first-class:
+
+* SQLite (the single-machine default), e.g. ``sqlite:////home/me/.local/share/traderunner/
+  traderunner.db``: the parent folder is created, and every connection runs in WAL journal mode
+  with ``synchronous=NORMAL``, foreign keys on and a busy timeout, so readers never block the
+  writer and a second writer waits instead of failing at once.
+* PostgreSQL through psycopg 3: ``postgresql+psycopg://user:pass@host/db``; a bare
+  ``postgresql://`` (or ``postgres://``) URL is rewritten to use psycopg.
+
+Connecting creates the tables that are missing. Every failure of the database surfaces as a
+one-line :class:`~traderunner.errors.StoreError` whose URL has its password masked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from traderunner.errors import DataRangeError, StoreError
+from traderunner.store import schema
+
+# How long a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``."""
+    try:
+        parsed = sa.make_url(url) if isinstance(url, str) else url
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(
+            f"store URL {str(url)!r} is not a database URL ({_first_line(exc)}): use e.g. "
+            "sqlite:///path/to/traderunner.db or postgresql+psycopg://user:pass@host/db"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def mask_url(url: URL) -> str:
+    """The URL as text with its password replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+class Store:
+    """The system of record. Build it with :meth:`connect`; close it with :meth:`close`.
+
+    ``candles`` (:class:`~traderunner.store.candles.CandleRepository`) and ``results``
+    (:class:`~traderunner.store.results.ResultRepository`) are the repositories. A Store is
+    safe to share between threads (the engine pools connections); each repository call is
+    its own transaction.
+    """
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        from traderunner.store.candles import CandleRepository
+        from traderunner.store.jobs import JobRepository
+        from traderunner.store.results import ResultRepository
+
+        self.engine = engine
+        self.url = url
+        self.candles = CandleRepository(self)
+        self.results = ResultRepository(self)
+        self.jobs = JobRepository(self)
+
+    @classmethod
+    def connect(cls, url: str | URL, **engine_kwargs: Any) -> Store:
+        """Open the store at ``url`` and create missing tables; StoreError if that fails.
+
+        ``engine_kwargs`` go to :func:`sqlalchemy.create_engine` (pool sizes, echo ...).
+        """
+        parsed = normalize_url(url)
+        where = mask_url(parsed)
+        is_sqlite = parsed.get_backend_name() == "sqlite"
+        if is_sqlite:
+            _make_parent_folder(parsed, where)
+        try:
+            engine = sa.create_engine(parsed, **engine_kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise StoreError(
+                f"cannot use the store URL {where}: {_first_line(exc)}; check the URL scheme "
+                "(sqlite:/// or postgresql+psycopg://) and that its driver is installed "
+                "(pip install 'traderunner[postgres]' for PostgreSQL)"
+            ) from None
+        if is_sqlite:
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            with engine.connect():
+                pass
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            engine.dispose()
+            raise StoreError(
+                f"cannot connect to the store at {where}: {_scrub(_first_line(exc), parsed)}; "
+                "check that the database server is running and reachable, and the URL "
+                "(TRADERUNNER_STORE_URL), user and password"
+            ) from None
+        try:
+            _create_schema(engine)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            engine.dispose()
+            raise StoreError(
+                f"cannot create the tables of the store at {where}: "
+                f"{_scrub(_first_line(exc), parsed)}; check that the user may create tables "
+                "and the disk is writable"
+            ) from None
+        return cls(engine, parsed)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql`` (or another SQLAlchemy backend name)."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled connection. The Store must not be used afterwards."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({mask_url(self.url)!r})"
+
+    @contextmanager
+    def transaction(self, action: str, *, refused_hint: str | None = None) -> Iterator[Connection]:
+        """One transaction; any database failure becomes a one-line error naming ``action``.
+
+        With ``refused_hint``, a violated constraint (the data was bad, not the database)
+        becomes DataRangeError ending in that hint; every other failure is StoreError.
+        Either way the transaction is rolled back: nothing of it is written.
+        """
+        dbapi = self.engine.dialect.dbapi
+        # Raw driver cursors (COPY, bulk fetches) raise the driver's own PEP 249 errors.
+        driver_error = getattr(dbapi, "Error", sqlite3.Error)
+        driver_integrity = getattr(dbapi, "IntegrityError", sqlite3.IntegrityError)
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (IntegrityError, driver_integrity) as exc:
+            if refused_hint is None:
+                raise self._failed(action, exc) from None
+            raise DataRangeError(
+                f"the store refused to {action}: {_first_line(exc)}; {refused_hint}"
+            ) from None
+        except (SQLAlchemyError, sqlite3.Error, driver_error) as exc:
+            raise self._failed(action, exc) from None
+
+    def _failed(self, action: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"the store at {mask_url(self.url)} failed to {action}: "
+            f"{_scrub(_first_line(exc), self.url)}; check the database server and its disk"
+        )
+
+
+def _make_parent_folder(url: URL, where: str) -> None:
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder {folder} for the store {where}: {exc.strerror}; "
+            "choose a writable location (TRADERUNNER_DATA_DIR or TRADERUNNER_STORE_URL)"
+        ) from None
+
+
+def _scrub(text: str, url: URL) -> str:
+    # Driver messages rarely echo the password, but a DSN in an error must never leak it.
+    return text.replace(url.password, "***") if url.password else text
+
+
+def _create_schema(engine: Engine, attempts: int = 3) -> None:
+    # Several processes started together (``traderunner up``) may race to create the tables
+    # of a fresh database; the loser's CREATE fails, and a retry then finds the tables.
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                schema.metadata.create_all(conn)
+                _write_schema_version(conn)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _write_schema_version(conn: Connection) -> None:
+    table = schema.store_meta
+    found = conn.execute(
+        sa.select(table.c.value).where(table.c.key == "schema_version")
+    ).scalar_one_or_none()
+    if found is None:
+        conn.execute(table.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
+        conn.execute(table.insert().values(key="created_at", value=datetime.now(UTC).isoformat()))
