@@ -1,0 +1,483 @@
+"""``traderunner backtest`` and ``traderunner sweep``: one run, or a parameter grid.
+
+Both validate everything the user typed (strategy, parameters, options, period, timeframe)
+before any data is loaded, so a typo fails in milliseconds with one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from traderunner.cli import common
+from traderunner.cli.render import metrics_table, sweep_table, trades_table
+from traderunner.errors import OptionError, ParameterError
+
+if TYPE_CHECKING:
+    from traderunner.domain.candles import CandleArrays
+    from traderunner.strategies import Strategy
+
+_DATA = "Data"
+_COSTS = "Engine options"
+
+StrategyArg = Annotated[
+    str,
+    typer.Argument(help="Strategy name; 'traderunner strategies' lists them.", show_default=False),
+]
+SymbolsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--symbols",
+        "-s",
+        help="Stored symbols, comma-separated or repeated (default: all stored for the timeframe).",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
+TimeframeOpt = Annotated[
+    str,
+    typer.Option(
+        "--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.", rich_help_panel=_DATA
+    ),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="Start: YYYY-MM-DD or ISO datetime (UTC).", rich_help_panel=_DATA),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--to", help="End, inclusive: YYYY-MM-DD means the whole day.", rich_help_panel=_DATA
+    ),
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Run on a CSV/Parquet file instead of the store.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        rich_help_panel=_DATA,
+    ),
+]
+FileSymbolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--symbol",
+        help="Symbol name for --data (default: the file name, upper-cased).",
+        rich_help_panel=_DATA,
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param", "-p", help="Strategy parameter name=value (repeatable).", show_default=False
+    ),
+]
+FillOpt = Annotated[
+    str | None,
+    typer.Option("--fill", help="next_open (default) or close.", rich_help_panel=_COSTS),
+]
+DirectionOpt = Annotated[
+    str | None,
+    typer.Option("--direction", help="long (default), short or both.", rich_help_panel=_COSTS),
+]
+SizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--size", help="Fraction of equity per entry, (0, 1]; default 1.", rich_help_panel=_COSTS
+    ),
+]
+CashOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--cash",
+        help="Starting cash, split over the symbols; default 100000.",
+        rich_help_panel=_COSTS,
+    ),
+]
+FeesOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fees-bps", help="Fee per fill in basis points of notional.", rich_help_panel=_COSTS
+    ),
+]
+FeePerOrderOpt = Annotated[
+    float | None,
+    typer.Option("--fee-per-order", help="Fixed fee per fill, in cash.", rich_help_panel=_COSTS),
+]
+SlippageOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--slippage-bps", help="Adverse slippage per fill, basis points.", rich_help_panel=_COSTS
+    ),
+]
+StopLossOpt = Annotated[
+    float | None,
+    typer.Option("--stop-loss", help="Stop loss as a fraction, 0.02 = 2%.", rich_help_panel=_COSTS),
+]
+TakeProfitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--take-profit", help="Take profit as a fraction, 0.05 = 5%.", rich_help_panel=_COSTS
+    ),
+]
+TrailingOpt = Annotated[
+    float | None,
+    typer.Option("--trailing-stop", help="Trailing stop as a fraction.", rich_help_panel=_COSTS),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
+_JOBS = "Run as a durable job"
+SubmitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--submit",
+        help="Enqueue as a durable job for the workers instead of running here.",
+        rich_help_panel=_JOBS,
+    ),
+]
+FollowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--follow/--no-follow",
+        help="With --submit: follow progress (Ctrl-C detaches, the job keeps running).",
+        rich_help_panel=_JOBS,
+    ),
+]
+QueueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        help="interactive (backtest default) or batch (sweep default).",
+        rich_help_panel=_JOBS,
+    ),
+]
+PriorityOpt = Annotated[
+    int,
+    typer.Option(
+        "--priority", min=0, max=4, help="0 (first) .. 4 within the queue.", rich_help_panel=_JOBS
+    ),
+]
+
+
+def _engine_options(**values: Any) -> dict[str, Any]:
+    """The engine options the user set (None = engine default), validated now."""
+    from traderunner.engine import BacktestOptions
+
+    options = {k: v for k, v in values.items() if v is not None}
+    BacktestOptions.from_kwargs(**options)
+    return options
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items()) or "(defaults)"
+
+
+def _job_symbols(
+    state: common.State, symbols: list[str] | None, data: Path | None, tf: Any
+) -> tuple[str, ...]:
+    """Symbols for a submitted job: as given, else every stored symbol of the timeframe."""
+    if data is not None:
+        raise OptionError(
+            "--submit runs over the store, not a file: import it first "
+            "(traderunner data import FILE --symbol S) and pass --symbols S"
+        )
+    chosen = common.split_symbols(symbols)
+    if chosen:
+        return tuple(chosen)
+    with common.open_store(state.settings) as store:
+        stored = sorted({s.symbol for s in store.candles.list_series() if s.timeframe == tf})
+    if not stored:
+        from traderunner.errors import DataRangeError
+
+        raise DataRangeError(
+            f"no {tf.value} candles in the store: load some first (traderunner data demo)"
+        )
+    return tuple(stored)
+
+
+def _prepare(
+    ctx: typer.Context,
+    strategy: str,
+    timeframe: str,
+    start: str | None,
+    end: str | None,
+) -> tuple[common.State, type[Strategy], Any, Any]:
+    from traderunner.domain.period import Period
+
+    state = common.get_state(ctx)
+    tf = common.parse_timeframe(timeframe)
+    period = Period.parse(start, end)
+    return state, state.strategy(strategy), tf, period
+
+
+def backtest(
+    ctx: typer.Context,
+    strategy: StrategyArg,
+    symbols: SymbolsOpt = None,
+    timeframe: TimeframeOpt = "M5",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    param: ParamOpt = None,
+    data: DataOpt = None,
+    symbol: FileSymbolOpt = None,
+    fill: FillOpt = None,
+    direction: DirectionOpt = None,
+    size: SizeOpt = None,
+    cash: CashOpt = None,
+    fees_bps: FeesOpt = None,
+    fee_per_order: FeePerOrderOpt = None,
+    slippage_bps: SlippageOpt = None,
+    stop_loss: StopLossOpt = None,
+    take_profit: TakeProfitOpt = None,
+    trailing_stop: TrailingOpt = None,
+    save: Annotated[
+        bool, typer.Option("--save/--no-save", help="Store the result and print its id.")
+    ] = True,
+    trades: Annotated[
+        int, typer.Option("--trades", min=0, help="Show the last N trades.", show_default=False)
+    ] = 0,
+    json_output: JsonOpt = False,
+    submit: SubmitOpt = False,
+    follow: FollowOpt = True,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = 0,
+) -> None:
+    """Backtest a strategy over stored candles (or a --data file) and report its metrics."""
+    state, cls, tf, period = _prepare(ctx, strategy, timeframe, start, end)
+    params = cls.make_params(common.parse_assignments(param, "--param"))
+    options = _engine_options(
+        fill=fill,
+        direction=direction,
+        size=size,
+        cash=cash,
+        fees_bps=fees_bps,
+        fee_per_order=fee_per_order,
+        slippage_bps=slippage_bps,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        trailing_stop=trailing_stop,
+    )
+    if submit:
+        from traderunner.cli.jobs import submit_and_follow
+        from traderunner.jobs import BacktestSpec
+
+        spec = BacktestSpec(
+            cls.name,
+            _job_symbols(state, symbols, data, tf),
+            tf.value,
+            start,
+            end,
+            params=params.to_dict(),
+            options=options,
+        )
+        submit_and_follow(
+            ctx, spec, queue=queue, level=priority, follow=follow, json_output=json_output
+        )
+        return
+    candles = common.load_market_data(
+        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+    )
+
+    from traderunner.engine import METRIC_NAMES, run_backtest
+
+    with (
+        common.stop_on_interrupt() as should_stop,
+        common.progress_bar(common.show_progress(json_output), cls.name) as progress,
+    ):
+        result = run_backtest(
+            cls, candles, params, progress=progress, should_stop=should_stop, **options
+        )
+
+    result_id: str | None = None
+    if save:
+        with common.open_store(state.settings) as store:
+            result_id = store.results.save(result.to_dict(curve=True), timeframe=tf.value)
+
+    sources = {s: r.source for s, r in result.symbols.items()}
+    synthetic = common.synthetic_symbols(sources)
+    if json_output:
+        payload = result.to_dict()
+        if result_id is not None:
+            payload["result_id"] = result_id
+        common.print_json(payload)
+        common.warn_synthetic(synthetic, console=common.err_console())
+        return
+
+    out = common.out_console()
+    out.print(
+        f"[bold]{result.strategy}[/] {_params_text(result.params)}  {tf.value}  {period.describe()}"
+    )
+    out.print(
+        "data: "
+        + ", ".join(
+            f"{s} ({src or 'unknown'}, {len(candles[s]):,} bars)" for s, src in sources.items()
+        )
+    )
+    common.warn_synthetic(synthetic, console=out)
+    per_symbol = {s: r.metrics for s, r in result.symbols.items()}
+    out.print(metrics_table(result.metrics, per_symbol, METRIC_NAMES, title="metrics"))
+    if trades and result.n_trades:
+        out.print(trades_table(result.trades, trades))
+    if result_id is not None:
+        out.print(f"saved result [bold]{result_id}[/]")
+
+
+def sweep(
+    ctx: typer.Context,
+    strategy: StrategyArg,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            "-g",
+            help="name=start:stop:step (inclusive), name=a,b,c or name=value; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    param: ParamOpt = None,
+    symbols: SymbolsOpt = None,
+    timeframe: TimeframeOpt = "M5",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    data: DataOpt = None,
+    symbol: FileSymbolOpt = None,
+    fill: FillOpt = None,
+    direction: DirectionOpt = None,
+    size: SizeOpt = None,
+    cash: CashOpt = None,
+    fees_bps: FeesOpt = None,
+    fee_per_order: FeePerOrderOpt = None,
+    slippage_bps: SlippageOpt = None,
+    stop_loss: StopLossOpt = None,
+    take_profit: TakeProfitOpt = None,
+    trailing_stop: TrailingOpt = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many rows to show.")] = 10,
+    sort: Annotated[str, typer.Option("--sort", help="Metric to rank by (descending).")] = "sharpe",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Threads (default: CPU count).", show_default=False),
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write every row to this CSV file.", dir_okay=False),
+    ] = None,
+    json_output: JsonOpt = False,
+    submit: SubmitOpt = False,
+    follow: FollowOpt = True,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = 0,
+) -> None:
+    """Run a strategy over a grid of parameters and rank the combinations."""
+    state, cls, tf, period = _prepare(ctx, strategy, timeframe, start, end)
+
+    from traderunner.engine import METRIC_NAMES, expand_grid, parse_grid_values, run_sweep
+
+    specs = common.parse_assignments(grid, "--grid")
+    fixed = common.parse_assignments(param, "--param")
+    both = sorted(set(specs) & set(fixed))
+    if both:
+        raise ParameterError(f"{', '.join(both)} given as both --grid and --param: give it once")
+    if not specs:
+        raise ParameterError(
+            "sweep needs at least one --grid name=start:stop:step, e.g. --grid fast=5:50:5"
+        )
+    values = {name: parse_grid_values(text) for name, text in {**specs, **fixed}.items()}
+    combos, skipped = expand_grid(cls, values)
+    if not combos:
+        raise ParameterError(
+            f"the grid has no valid combination ({skipped} rejected by {cls.name}'s rules, "
+            "e.g. fast must be below slow): adjust --grid"
+        )
+    if sort not in METRIC_NAMES:
+        raise OptionError(f"--sort {sort!r} is not a metric; use one of {', '.join(METRIC_NAMES)}")
+    options = _engine_options(
+        fill=fill,
+        direction=direction,
+        size=size,
+        cash=cash,
+        fees_bps=fees_bps,
+        fee_per_order=fee_per_order,
+        slippage_bps=slippage_bps,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        trailing_stop=trailing_stop,
+    )
+    if submit:
+        from traderunner.cli.jobs import submit_and_follow
+        from traderunner.jobs import SweepSpec
+
+        spec = SweepSpec(
+            cls.name,
+            _job_symbols(state, symbols, data, tf),
+            values,
+            tf.value,
+            start,
+            end,
+            options=options,
+        )
+        submit_and_follow(
+            ctx, spec, queue=queue, level=priority, follow=follow, json_output=json_output
+        )
+        return
+    candles: dict[str, CandleArrays] = common.load_market_data(
+        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+    )
+
+    with (
+        common.stop_on_interrupt() as should_stop,
+        common.progress_bar(common.show_progress(json_output), f"sweep {cls.name}") as progress,
+    ):
+        result = run_sweep(
+            cls,
+            candles,
+            values,
+            workers=workers,
+            progress=progress,
+            should_stop=should_stop,
+            **options,
+        )
+    best_rows = result.top(top, by=sort)
+    if csv is not None:
+        frame = result.to_frame()
+        common.write_atomically(csv, lambda tmp: frame.to_csv(tmp, index=False))
+
+    sources = {s: c.source for s, c in candles.items()}
+    synthetic = common.synthetic_symbols(sources)
+    if json_output:
+        common.print_json(
+            {
+                "strategy": result.strategy,
+                "combinations": len(result.rows),
+                "skipped": result.skipped,
+                "elapsed_s": result.elapsed_s,
+                "sort": sort,
+                "symbols": list(candles),
+                "sources": sources,
+                "rows": best_rows,
+                "best": best_rows[0] if best_rows else None,
+            }
+        )
+        common.warn_synthetic(synthetic, console=common.err_console())
+        return
+
+    out = common.out_console()
+    out.print(
+        f"[bold]sweep {result.strategy}[/]  {', '.join(candles)}  {tf.value}  {period.describe()}"
+    )
+    common.warn_synthetic(synthetic, console=out)
+    shown = [sort, *(m for m in _SWEEP_METRICS if m != sort)]
+    title = f"top {len(best_rows)} of {len(result.rows)} by {sort}"
+    out.print(sweep_table(best_rows, list(values), shown, title))
+    out.print(
+        f"{len(result.rows)} combinations ({result.skipped} skipped as invalid) "
+        f"in {result.elapsed_s:.2f} s"
+    )
+    if csv is not None:
+        out.print(f"wrote {len(result.rows)} rows to {csv}")
+
+
+_SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "profit_factor")

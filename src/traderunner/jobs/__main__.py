@@ -1,0 +1,38 @@
+"""``python -m traderunner.jobs`` runs a worker from the environment's settings.
+
+The same as ``traderunner worker`` without the CLI (used by tests and systemd units).
+Arguments: ``[--concurrency N] [--queues interactive,batch] [--pool prefork|solo|threads]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from traderunner.config import load_settings
+from traderunner.domain.jobs import Queue
+from traderunner.jobs.worker import run_worker
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m traderunner.jobs")
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--queues", default="interactive,batch")
+    parser.add_argument("--pool", default="prefork")
+    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=args.loglevel)
+    queues = tuple(Queue(q.strip()) for q in args.queues.split(",") if q.strip())
+    run_worker(
+        load_settings(),
+        concurrency=args.concurrency,
+        queues=queues,
+        loglevel=args.loglevel,
+        pool=args.pool,
+        name=args.name,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,442 @@
+"""What a worker does with one delivery of a job. The Celery task is a thin shell around it.
+
+1. Read the record from the store (the message carries only the job id). Unknown or finished
+   jobs are dropped; a cancelled or cancel-flagged queued job is marked cancelled, never run.
+2. **Claim** the job: ``SET job:{id}:hb <token> NX EX ttl``. A live claim by another worker
+   means a duplicate delivery: drop it. While the job runs a thread refreshes the claim (the
+   heartbeat); when a worker dies it expires and the reconciler re-enqueues the job.
+3. A job whose result is already in the store (a redelivery after the result was written) is
+   marked succeeded without running again: results are keyed by job id, written once.
+4. Run: a backtest or a sweep chunk (engine), or a no-op. Progress goes to the job board; the
+   cancel flag is checked between symbols (backtest) and combinations (sweep chunk).
+5. Record the outcome: result (insert-if-absent), then state. A sweep chunk then checks its
+   parent: the last chunk assembles the sweep table and finishes the parent.
+
+Errors: a user or strategy error fails the job with its message (no retry: it would fail
+again); cancellation marks it cancelled; anything that looks like infrastructure (Redis or the
+store unreachable) releases the claim and is re-raised so Celery retries it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from traderunner.config import Settings
+from traderunner.domain.jobs import TERMINAL, JobKind, JobRecord, JobState
+from traderunner.domain.period import Period
+from traderunner.domain.timeframe import Timeframe
+from traderunner.errors import (
+    CancelledError,
+    RedisError,
+    StoreError,
+    StrategyError,
+    TraderunnerError,
+    UserInputError,
+)
+from traderunner.jobs.board import JobBoard
+from traderunner.redisdb.keys import Keys
+from traderunner.store import Store
+
+log = logging.getLogger(__name__)
+
+# Compare-and-delete / compare-and-expire of the claim; keys only through KEYS[].
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+# Claim unless a cancel was requested: -1 cancelled, 1 claimed, 0 held by another worker.
+_CLAIM = (
+    "if redis.call('exists', KEYS[2]) == 1 then return -1 end "
+    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end return 0"
+)
+_REFRESH = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+)
+
+INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    StoreError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+@dataclass(slots=True)
+class WorkerContext:
+    """What a worker process needs, built once per process and passed down."""
+
+    settings: Settings
+    store: Store
+    durable: redis.Redis
+    keys: Keys
+    board: JobBoard
+    worker_name: str
+    heartbeats: Heartbeats
+
+    @property
+    def heartbeat_ttl(self) -> int:
+        return self.settings.job_heartbeat_ttl
+
+    def close(self) -> None:
+        self.store.close()
+        self.durable.close()
+
+
+class RetryableError(Exception):
+    """Infrastructure failed mid-job; the delivery should be retried."""
+
+
+def execute(ctx: WorkerContext, job_id: str) -> str:
+    """Run one delivery of ``job_id``; returns what happened (for logs and tests)."""
+    record = ctx.store.jobs.get(job_id)
+    if record is None:
+        log.warning("job %s: no record in the store; message dropped", job_id)
+        return "unknown"
+    if record.state in (JobState.SUCCEEDED, JobState.FAILED):
+        return "already-finished"
+    if record.state is JobState.CANCELLED or ctx.board.cancel_requested(job_id):
+        ctx.board.transition(
+            job_id,
+            JobState.CANCELLED,
+            expect=(JobState.QUEUED, JobState.RUNNING),
+            message="cancelled before it started",
+        )
+        return "cancelled"
+    token = f"{ctx.worker_name}:{secrets.token_hex(4)}"
+    hb_key = ctx.keys.job_heartbeat(job_id)
+    if not ctx.durable.set(hb_key, token, nx=True, ex=ctx.heartbeat_ttl):
+        return "duplicate"
+    try:
+        return _run_claimed(ctx, record, token)
+    finally:
+        with contextlib.suppress(redis.RedisError):  # else it expires on its own
+            ctx.durable.eval(_RELEASE, 1, hb_key, token)
+
+
+def _run_claimed(ctx: WorkerContext, record: JobRecord, token: str) -> str:
+    job_id = record.id
+    # A job that never started cannot have a result; only redeliveries need to look.
+    if record.attempts > 0 and _has_result(ctx, record):
+        ctx.board.transition(
+            job_id,
+            JobState.SUCCEEDED,
+            expect=(JobState.QUEUED, JobState.RUNNING),
+            progress=1.0,
+            message="result already recorded",
+        )
+        _after_success(ctx, record)
+        return "already-recorded"
+    attempts = record.attempts + 1
+    if attempts > ctx.settings.job_max_attempts:
+        ctx.board.transition(
+            job_id,
+            JobState.FAILED,
+            expect=(JobState.QUEUED, JobState.RUNNING),
+            error=f"gave up after {record.attempts} attempts (its worker was lost each time)",
+        )
+        _after_failure(ctx, record)
+        return "gave-up"
+    if not ctx.board.transition(
+        job_id,
+        JobState.RUNNING,
+        expect=(JobState.QUEUED, JobState.RUNNING),
+        attempts=attempts,
+        worker=ctx.worker_name,
+        error="",
+        message="started",
+    ):
+        return "not-runnable"
+    _parent_running(ctx, record)
+    try:
+        with ctx.heartbeats.hold(ctx.keys.job_heartbeat(job_id), token):
+            summary = _dispatch(ctx, record)
+    except CancelledError:
+        ctx.board.transition(
+            job_id,
+            JobState.CANCELLED,
+            expect=(JobState.RUNNING,),
+            message="cancelled while running",
+        )
+        _after_failure(ctx, record)
+        return "cancelled"
+    except INFRA_ERRORS as exc:
+        # Give the attempt back: the retry is the same attempt, not a new failure.
+        ctx.board.transition(
+            job_id,
+            JobState.QUEUED,
+            expect=(JobState.RUNNING,),
+            attempts=record.attempts,
+            message=f"retrying: {exc}",
+        )
+        raise RetryableError(str(exc)) from exc
+    except (UserInputError, StrategyError) as exc:
+        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=str(exc))
+        _after_failure(ctx, record)
+        return "failed"
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, TraderunnerError):
+            log.exception("job %s failed unexpectedly", job_id)
+        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=message)
+        _after_failure(ctx, record)
+        return "failed"
+    ctx.board.transition(
+        job_id, JobState.SUCCEEDED, expect=(JobState.RUNNING,), progress=1.0, message=summary
+    )
+    _after_success(ctx, record)
+    return "succeeded"
+
+
+def _has_result(ctx: WorkerContext, record: JobRecord) -> bool:
+    if record.kind is JobKind.BACKTEST:
+        return ctx.store.results.get(record.id) is not None
+    return ctx.store.jobs.result(record.id) is not None
+
+
+class Heartbeats:
+    """One thread per process refreshes the claims of every job running in it.
+
+    A thread per job would cost a start and a join per job; this one sleeps a third of the
+    TTL between rounds and refreshes each claim it holds (compare-and-expire on the token).
+    """
+
+    def __init__(self, durable: redis.Redis, ttl: int) -> None:
+        self.durable = durable
+        self.ttl = ttl
+        self._held: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, key: str, token: str) -> Iterator[None]:
+        with self._lock:
+            self._held[key] = token
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(key, None)
+
+    def _run(self) -> None:
+        interval = max(self.ttl / 3.0, 0.2)
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                held = list(self._held.items())
+            for key, token in held:
+                try:
+                    self.durable.eval(_REFRESH, 1, key, token, self.ttl)
+                except redis.RedisError as exc:
+                    log.debug("heartbeat %s missed: %s", key, exc)
+
+
+class _Reporter:
+    """Throttled progress reports and cancel checks for the engine's callbacks."""
+
+    def __init__(self, ctx: WorkerContext, job_id: str, every_s: float = 0.25) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self.every_s = every_s
+        self._last_report = 0.0
+        self._last_check = 0.0
+        self._cancelled = False
+
+    def report(self, done: int, total: int, what: str = "") -> None:
+        now = time.monotonic()
+        if done < total and now - self._last_report < self.every_s:
+            return
+        self._last_report = now
+        self.ctx.board.progress(self.job_id, done / max(total, 1), what)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._cancelled and now - self._last_check >= self.every_s:
+            self._last_check = now
+            self._cancelled = self.ctx.board.cancel_requested(self.job_id)
+        return self._cancelled
+
+
+def _load(ctx: WorkerContext, spec: dict[str, Any]) -> dict[str, Any]:
+    from traderunner.marketdata import load_candles
+
+    period = Period.parse(spec.get("start"), spec.get("end"))
+    return load_candles(
+        ctx.store,
+        list(spec["symbols"]),
+        Timeframe.parse(spec["timeframe"]),
+        period.start,
+        period.end,
+    )
+
+
+def _dispatch(ctx: WorkerContext, record: JobRecord) -> str:
+    spec = record.spec
+    reporter = _Reporter(ctx, record.id)
+    if record.kind is JobKind.NOOP:
+        if spec.get("sleep_s"):
+            deadline = time.monotonic() + float(spec["sleep_s"])
+            while time.monotonic() < deadline:
+                if reporter.should_stop():
+                    raise CancelledError("cancelled")
+                time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+        if spec.get("fail"):
+            raise StrategyError(str(spec["fail"]))
+        ctx.store.jobs.save_result(record.id, JobKind.NOOP, {"ok": True})
+        return "done"
+    from traderunner.engine import run_backtest, run_sweep
+
+    candles = _load(ctx, spec)
+    if record.kind is JobKind.BACKTEST:
+        result = run_backtest(
+            spec["strategy"],
+            candles,
+            dict(spec.get("params") or {}),
+            progress=reporter.report,
+            should_stop=reporter.should_stop,
+            **dict(spec.get("options") or {}),
+        )
+        summary = result.to_dict(curve=True)
+        summary["name"] = spec.get("name") or ""
+        summary["timeframe"] = spec["timeframe"]
+        ctx.store.results.save(summary, result_id=record.id)
+        return f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
+    if record.kind is JobKind.SWEEP_CHUNK:
+        sweep = run_sweep(
+            spec["strategy"],
+            candles,
+            combos=list(spec["combos"]),
+            workers=1,
+            progress=lambda d, t: reporter.report(d, t, f"{d}/{t} combinations"),
+            should_stop=reporter.should_stop,
+            **dict(spec.get("options") or {}),
+        )
+        ctx.store.jobs.save_result(
+            record.id,
+            JobKind.SWEEP_CHUNK,
+            {
+                "offset": int(spec.get("offset", 0)),
+                "rows": _json_rows(sweep.rows),
+                "elapsed_s": sweep.elapsed_s,
+            },
+        )
+        return f"{len(sweep.rows)} combinations"
+    raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return None
+        if hasattr(v, "item"):
+            return clean(v.item())
+        return v
+
+    return [{k: clean(v) for k, v in row.items()} for row in rows]
+
+
+# -- sweep parents ---------------------------------------------------------------------------
+
+
+def _parent_running(ctx: WorkerContext, record: JobRecord) -> None:
+    if record.parent:
+        ctx.board.transition(
+            record.parent, JobState.RUNNING, expect=(JobState.QUEUED,), message="chunks running"
+        )
+
+
+def _after_success(ctx: WorkerContext, record: JobRecord) -> None:
+    if record.parent:
+        finish_parent(ctx.store, ctx.board, record.parent)
+
+
+def _after_failure(ctx: WorkerContext, record: JobRecord) -> None:
+    if record.parent:
+        finish_parent(ctx.store, ctx.board, record.parent)
+
+
+def finish_parent(store: Store, board: JobBoard, parent_id: str) -> JobState | None:
+    """Update a sweep from its chunks; the call that sees them all done writes the table.
+
+    Idempotent and safe to call concurrently (the table is insert-if-absent and the final
+    transition is a compare-and-set). Returns the parent's new state if it ended.
+    """
+    parent = store.jobs.get(parent_id)
+    if parent is None or parent.state in TERMINAL:
+        return None
+    counts = store.jobs.child_states(parent_id)
+    total = sum(counts.values())
+    done = counts.get(JobState.SUCCEEDED, 0)
+    failed = counts.get(JobState.FAILED, 0)
+    cancelled = counts.get(JobState.CANCELLED, 0)
+    if failed:
+        errors = [
+            c.error for c in store.jobs.list(parent=parent_id, states=[JobState.FAILED], limit=1)
+        ]
+        for child in store.jobs.list(
+            parent=parent_id, states=[JobState.QUEUED, JobState.RUNNING], limit=None
+        ):
+            board.redis.set(board.keys.job_cancel(child.id), "1", ex=86400)
+        board.transition(
+            parent_id,
+            JobState.FAILED,
+            expect=(JobState.QUEUED, JobState.RUNNING),
+            error=f"a chunk failed: {errors[0] if errors else 'unknown error'}",
+        )
+        return JobState.FAILED
+    if cancelled and done + cancelled == total:
+        board.transition(
+            parent_id,
+            JobState.CANCELLED,
+            expect=(JobState.QUEUED, JobState.RUNNING),
+            message="cancelled",
+        )
+        return JobState.CANCELLED
+    if done < total:
+        board.progress(parent_id, done / max(total, 1), f"{done}/{total} chunks")
+        return None
+    children = store.jobs.list(parent=parent_id, limit=None, newest_first=False)
+    payloads = store.jobs.results([c.id for c in children])
+    rows: list[dict[str, Any]] = []
+    for payload in sorted(payloads.values(), key=lambda p: int(p.get("offset", 0))):
+        rows.extend(payload.get("rows", []))
+    store.jobs.save_result(
+        parent_id,
+        JobKind.SWEEP,
+        {
+            "rows": rows,
+            "combinations": len(rows),
+            "chunks": total,
+            "skipped": int(parent.spec.get("skipped", 0)),
+            "compute_s": sum(float(p.get("elapsed_s", 0.0)) for p in payloads.values()),
+        },
+    )
+    board.transition(
+        parent_id,
+        JobState.SUCCEEDED,
+        expect=(JobState.QUEUED, JobState.RUNNING),
+        progress=1.0,
+        message=f"{len(rows)} combinations in {total} chunks",
+    )
+    return JobState.SUCCEEDED
+
+
+def heartbeat_alive(durable: redis.Redis, keys: Keys, job_id: str) -> bool:
+    return bool(durable.exists(keys.job_heartbeat(job_id)))
+
+
+Callback = Callable[..., None]

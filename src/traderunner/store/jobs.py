@@ -1,0 +1,220 @@
+"""Job records and job results: ``store.jobs``.
+
+The store is the record of every job: a row is written (state ``queued``) *before* its message
+is enqueued, and updated on every state change, so a reconciler can re-enqueue whatever the
+broker lost and a restarted dashboard finds every job again. Progress between state changes
+lives in Redis only.
+
+``job_results`` holds what a job produced when it is not a backtest result (a sweep chunk's
+rows, a sweep's table, a no-op's echo); backtest results go to ``backtest_results`` under the
+job's id. Both writes are insert-if-absent, so a job that runs twice records one result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from traderunner.domain.jobs import JobKind, JobRecord, JobState, Queue
+from traderunner.store.schema import job_results as results_table
+from traderunner.store.schema import jobs as jobs_table
+
+if TYPE_CHECKING:
+    from traderunner.store.store import Store
+
+_TEXT_DEFAULTS = {"message": "", "worker": "", "error": "", "owner": ""}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def record_from_row(row: sa.RowMapping) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        kind=JobKind(row["kind"]),
+        spec=dict(row["spec"] or {}),
+        state=JobState(row["state"]),
+        queue=Queue(row["queue"]),
+        priority=int(row["priority"]),
+        owner=row["owner"],
+        progress=float(row["progress"]),
+        message=row["message"],
+        attempts=int(row["attempts"]),
+        worker=row["worker"],
+        error=row["error"],
+        parent=row["parent"],
+        created_at=_aware(row["created_at"]),
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+        updated_at=_aware(row["updated_at"]),
+    )
+
+
+class JobRepository:
+    """``store.jobs``: insert, update, read and list job records; save and read job results."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def insert(self, records: Sequence[JobRecord]) -> None:
+        """Write new job records in one transaction (parents before children)."""
+        if not records:
+            return
+        now = _now()
+        rows = [
+            {
+                "id": r.id,
+                "kind": r.kind.value,
+                "state": r.state.value,
+                "queue": r.queue.value,
+                "priority": r.priority,
+                "owner": r.owner,
+                "spec": r.spec,
+                "progress": r.progress,
+                "message": r.message,
+                "attempts": r.attempts,
+                "worker": r.worker,
+                "error": r.error,
+                "parent": r.parent,
+                "created_at": r.created_at or now,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "updated_at": now,
+            }
+            for r in records
+        ]
+        with self._store.transaction("write job records") as conn:
+            conn.execute(jobs_table.insert(), rows)
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        expect: Iterable[JobState] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Update fields of one job; with ``expect`` only if its state is one of those.
+
+        Returns whether a row changed (False: unknown id, or the state was not expected —
+        a compare-and-set that keeps concurrent deliveries from undoing each other).
+        """
+        values = {
+            k: (v.value if isinstance(v, JobState | Queue | JobKind) else v)
+            for k, v in fields.items()
+        }
+        values["updated_at"] = _now()
+        stmt = jobs_table.update().where(jobs_table.c.id == job_id).values(**values)
+        if expect is not None:
+            stmt = stmt.where(jobs_table.c.state.in_([s.value for s in expect]))
+        with self._store.transaction(f"update job {job_id}") as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._store.transaction(f"read job {job_id}") as conn:
+            row = (
+                conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id))
+                .mappings()
+                .first()
+            )
+        return record_from_row(row) if row else None
+
+    def list(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        kinds: Iterable[JobKind] | None = None,
+        owner: str | None = None,
+        parent: str | None = None,
+        top_level: bool = False,
+        created_before: datetime | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+    ) -> list[JobRecord]:
+        """Job records filtered by state, kind, owner, parent; newest first by default."""
+        stmt = sa.select(jobs_table)
+        if states is not None:
+            stmt = stmt.where(jobs_table.c.state.in_([s.value for s in states]))
+        if kinds is not None:
+            stmt = stmt.where(jobs_table.c.kind.in_([k.value for k in kinds]))
+        if owner is not None:
+            stmt = stmt.where(jobs_table.c.owner == owner)
+        if parent is not None:
+            stmt = stmt.where(jobs_table.c.parent == parent)
+        if top_level:
+            stmt = stmt.where(jobs_table.c.parent.is_(None))
+        if created_before is not None:
+            stmt = stmt.where(jobs_table.c.created_at < created_before)
+        order = jobs_table.c.created_at.desc() if newest_first else jobs_table.c.created_at
+        stmt = stmt.order_by(order, jobs_table.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._store.transaction("list jobs") as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [record_from_row(r) for r in rows]
+
+    def child_states(self, parent: str) -> dict[JobState, int]:
+        """How many children of ``parent`` are in each state."""
+        stmt = (
+            sa.select(jobs_table.c.state, sa.func.count())
+            .where(jobs_table.c.parent == parent)
+            .group_by(jobs_table.c.state)
+        )
+        with self._store.transaction(f"count children of {parent}") as conn:
+            return {JobState(s): int(n) for s, n in conn.execute(stmt).all()}
+
+    def save_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> bool:
+        """Insert the job's result unless one exists; True when this call wrote it."""
+        values = {
+            "job_id": job_id,
+            "kind": kind.value,
+            "created_at": _now(),
+            "payload": dict(payload),
+        }
+        dialect = self._store.dialect
+        if dialect == "sqlite":
+            stmt: Any = sqlite.insert(results_table).values(values).on_conflict_do_nothing()
+        elif dialect == "postgresql":
+            stmt = postgresql.insert(results_table).values(values).on_conflict_do_nothing()
+        else:  # pragma: no cover - other backends: check, then insert
+            with self._store.transaction(f"save result of {job_id}") as conn:
+                found = conn.execute(
+                    sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)
+                ).first()
+                if found:
+                    return False
+                conn.execute(results_table.insert().values(values))
+                return True
+        with self._store.transaction(f"save result of {job_id}") as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        with self._store.transaction(f"read result of {job_id}") as conn:
+            row = conn.execute(
+                sa.select(results_table.c.payload).where(results_table.c.job_id == job_id)
+            ).first()
+        return dict(row[0]) if row else None
+
+    def results(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        with self._store.transaction("read job results") as conn:
+            for start in range(0, len(job_ids), 500):
+                part = job_ids[start : start + 500]
+                rows = conn.execute(
+                    sa.select(results_table.c.job_id, results_table.c.payload).where(
+                        results_table.c.job_id.in_(part)
+                    )
+                ).all()
+                out.update({r[0]: dict(r[1]) for r in rows})
+        return out

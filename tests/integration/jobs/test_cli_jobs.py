@@ -1,0 +1,142 @@
+"""The job commands of the CLI, run as real processes against a real worker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.jobenv import JobEnv, job_env
+from tests.jobhelpers import settings_env
+from tests.redishelpers import RedisPair, free_port
+from traderunner.jobs.queueing import queue_lengths
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "traderunner", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def env(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobEnv]:
+    with job_env(redis_pair, tmp_path_factory.mktemp("clijobs")) as e:
+        yield e
+
+
+def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
+    proc = run_cli(
+        settings_env(env.settings),
+        "backtest",
+        "sma_cross",
+        "--symbols",
+        "AAA,BBB",
+        "--param",
+        "fast=5",
+        "--param",
+        "slow=30",
+        "--submit",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["state"] == "succeeded"
+    assert payload["kind"] == "backtest"
+    assert payload["result"]["trades"] >= 0
+    assert "total_return" in payload["result"]["metrics"]
+    assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
+    listed = json.loads(run_cli(settings_env(env.settings), "jobs", "list", "--json").stdout)
+    assert payload["id"] in [j["id"] for j in listed["jobs"]]
+    shown = run_cli(settings_env(env.settings), "jobs", "show", payload["id"], "--json")
+    assert json.loads(shown.stdout)["result"]["metrics"] == payload["result"]["metrics"]
+
+
+def test_sweep_submit_without_follow_then_follow(env: JobEnv) -> None:
+    e = settings_env(env.settings)
+    proc = run_cli(
+        e,
+        "sweep",
+        "sma_cross",
+        "--symbols",
+        "AAA",
+        "--grid",
+        "fast=5:15:5",
+        "--grid",
+        "slow=20:40:10",
+        "--submit",
+        "--no-follow",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)
+    assert job["kind"] == "sweep" and job["queue"] == "batch"
+    followed = run_cli(e, "jobs", "follow", job["id"], "--json")
+    assert json.loads(followed.stdout)["state"] == "succeeded"
+    shown = json.loads(run_cli(e, "jobs", "show", job["id"], "--json").stdout)
+    assert shown["result"]["combinations"] == 9
+    assert sum(shown["chunks"].values()) == shown["spec"]["chunks"]
+
+
+def test_bad_submit_exits_2_and_enqueues_nothing(env: JobEnv) -> None:
+    e = settings_env(env.settings)
+    before = len(env.store.jobs.list(limit=None))
+    for args in (
+        ("backtest", "sma_crosss", "--symbols", "AAA", "--submit"),
+        ("backtest", "sma_cross", "--symbols", "ZZZ", "--submit"),
+        ("backtest", "sma_cross", "--symbols", "AAA", "--param", "fast=0", "--submit"),
+        ("backtest", "sma_cross", "--symbols", "AAA", "--queue", "fast", "--submit"),
+        ("jobs", "cancel", "nosuchjob"),
+        ("jobs", "list", "--state", "sleeping"),
+    ):
+        proc = run_cli(e, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert len(env.store.jobs.list(limit=None)) == before
+    assert sum(queue_lengths(env.client.redis, env.client.keys).values()) == 0
+
+
+def test_redis_start_status_stop_embedded(tmp_path: Path) -> None:
+    e = {k: v for k, v in settings_env_for_embedded(tmp_path).items()}
+    start = run_cli(e, "redis", "start")
+    assert start.returncode == 0, start.stderr
+    try:
+        status = json.loads(run_cli(e, "redis", "status", "--json").stdout)
+        roles = {s["role"]: s for s in status["servers"]}
+        assert roles["durable"]["running"] and roles["cache"]["running"]
+        assert roles["durable"]["address"] == f"127.0.0.1:{e['TRADERUNNER_REDIS_PORT']}"
+        assert Path(status["password_file"]).stat().st_mode & 0o777 == 0o600
+    finally:
+        stop = run_cli(e, "redis", "stop")
+    assert stop.returncode == 0
+    status = json.loads(run_cli(e, "redis", "status", "--json").stdout)
+    assert not any(s["running"] for s in status["servers"])
+
+
+def settings_env_for_embedded(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
+    env["TRADERUNNER_DATA_DIR"] = str(tmp_path)
+    env["TRADERUNNER_REDIS_PORT"] = str(free_port())
+    env["TRADERUNNER_CACHE_PORT"] = str(free_port())
+    return env
+
+
+def test_redis_commands_refuse_an_external_url(env: JobEnv) -> None:
+    proc = run_cli(settings_env(env.settings), "redis", "start")
+    assert proc.returncode == 2
+    assert "TRADERUNNER_REDIS_URL is set" in proc.stderr
+    assert env.settings.redis_url.split("@")[0].split(":")[-1] not in proc.stderr  # password

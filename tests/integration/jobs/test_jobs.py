@@ -1,0 +1,136 @@
+"""Jobs end to end: real Valkey, a real Celery worker process, a real SQLite store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.jobenv import SYMBOLS, JobEnv, job_env
+from tests.redishelpers import RedisPair
+from traderunner.domain.jobs import JobKind, JobState, Queue
+from traderunner.domain.timeframe import Timeframe
+from traderunner.engine import run_backtest, run_sweep
+from traderunner.jobs import BacktestSpec, NoopSpec, SweepSpec
+from traderunner.marketdata import load_candles
+
+
+@pytest.fixture(scope="module")
+def env(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobEnv]:
+    with job_env(redis_pair, tmp_path_factory.mktemp("jobs")) as e:
+        yield e
+
+
+def test_backtest_job_matches_the_engine_in_process(env: JobEnv) -> None:
+    spec = BacktestSpec(
+        "sma_cross",
+        SYMBOLS,
+        "M5",
+        params={"fast": 5, "slow": 20},
+        options={"fees_bps": 1.0},
+        name="run one",
+    )
+    record = env.client.submit(spec, owner="alice")
+    assert record.state is JobState.QUEUED and record.queue is Queue.INTERACTIVE
+    done = env.client.wait(record.id, timeout=60)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert done.attempts == 1 and done.worker and done.started_at and done.finished_at
+    summary = env.client.result(record.id)
+    assert summary is not None
+    candles = load_candles(env.store, list(SYMBOLS), Timeframe.M5, None, None)
+    direct = run_backtest("sma_cross", candles, {"fast": 5, "slow": 20}, fees_bps=1.0)
+    assert summary["trades"] == direct.n_trades > 0
+    for name in ("total_return", "sharpe", "max_drawdown", "win_rate"):
+        assert summary["metrics"][name] == pytest.approx(direct.metrics[name], nan_ok=True)
+    assert env.store.results.get(record.id)["name"] == "run one"
+
+
+def test_sweep_fans_out_and_assembles_the_same_table(env: JobEnv) -> None:
+    grid = {"fast": [3, 5, 8, 13], "slow": [10, 20, 30]}
+    record = env.client.submit(SweepSpec("sma_cross", ("AAA",), grid, "M5", chunk_size=3))
+    assert record.kind is JobKind.SWEEP and record.queue is Queue.BATCH
+    children = env.client.children(record.id)
+    assert len(children) == 4 and all(c.parent == record.id for c in children)
+    done = env.client.wait(record.id, timeout=90)
+    assert done.state is JobState.SUCCEEDED, done.error
+    table = env.client.result(record.id)
+    assert table is not None and table["chunks"] == 4
+    candles = load_candles(env.store, ["AAA"], Timeframe.M5, None, None)
+    direct = run_sweep("sma_cross", candles, grid)
+    by_params = {(r["fast"], r["slow"]): r for r in table["rows"]}
+    valid = sum(1 for f in grid["fast"] for s in grid["slow"] if f < s)
+    assert len(by_params) == len(direct.rows) == valid
+    assert table["skipped"] == direct.skipped == len(grid["fast"]) * len(grid["slow"]) - valid
+    for row in direct.rows:
+        got = by_params[(row["fast"], row["slow"])]
+        assert got["total_return"] == pytest.approx(row["total_return"])
+        assert got["trades"] == row["trades"]
+
+
+def test_cancel_running_and_queued(env: JobEnv) -> None:
+    blockers = [env.client.submit(NoopSpec(sleep_s=30)) for _ in range(2)]
+    _wait_state(env, blockers, JobState.RUNNING)
+    waiting = env.client.submit(NoopSpec())
+    cancelled = env.client.cancel(waiting.id)
+    assert cancelled.state is JobState.CANCELLED
+    t0 = time.monotonic()
+    for b in blockers:
+        env.client.cancel(b.id)
+    for b in blockers:
+        assert env.client.wait(b.id, timeout=10).state is JobState.CANCELLED
+    assert time.monotonic() - t0 < 10
+    time.sleep(1.0)  # the queued one's message is delivered and dropped
+    final = env.client.status(waiting.id)
+    assert final.state is JobState.CANCELLED and final.attempts == 0 and final.started_at is None
+
+
+def test_interactive_jobs_go_before_batch(env: JobEnv) -> None:
+    blockers = [env.client.submit(NoopSpec(sleep_s=1.5)) for _ in range(2)]
+    _wait_state(env, blockers, JobState.RUNNING)
+    batch = [env.client.submit(NoopSpec(), queue="batch") for _ in range(4)]
+    urgent = env.client.submit(NoopSpec(), queue="interactive")
+    ids = [*batch, urgent]
+    for r in ids:
+        assert env.client.wait(r.id, timeout=30).state is JobState.SUCCEEDED
+    started = {r.id: env.client.status(r.id).started_at for r in ids}
+    assert started[urgent.id] < min(started[b.id] for b in batch)
+
+
+def test_follow_reports_progress_until_done(env: JobEnv) -> None:
+    record = env.client.submit(BacktestSpec("ema_cross", SYMBOLS, "M5"))
+    seen = list(env.client.follow(record.id, timeout=60, poll_s=0.1))
+    assert seen[-1].state is JobState.SUCCEEDED
+    states = [s.state for s in seen]
+    assert states[0] in (JobState.QUEUED, JobState.RUNNING)
+    assert np.all(np.diff([s.progress for s in seen if s.state is JobState.RUNNING]) >= 0)
+
+
+def test_list_filters_and_retry(env: JobEnv) -> None:
+    failing = env.client.submit(NoopSpec(fail="planned failure"), owner="bob")
+    assert env.client.wait(failing.id, timeout=30).state is JobState.FAILED
+    assert env.client.status(failing.id).error == "planned failure"
+    mine = env.client.list(owner="bob")
+    assert [r.id for r in mine] == [failing.id]
+    assert failing.id in {r.id for r in env.client.list(states=[JobState.FAILED])}
+    assert all(r.kind is JobKind.SWEEP for r in env.client.list(kinds=[JobKind.SWEEP]))
+    retried = env.client.retry(failing.id)
+    assert retried.state in (JobState.QUEUED, JobState.RUNNING, JobState.FAILED)
+    again = env.client.wait(failing.id, timeout=30)
+    assert again.state is JobState.FAILED and again.attempts == 1  # attempts reset by retry
+
+
+def _wait_state(env: JobEnv, records: list, state: JobState, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(env.client.status(r.id).state is state for r in records):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"jobs not {state} in {timeout}s:\n{env.worker.logs()[-2000:]}")
+
+
+def test_nothing_here_touches_the_users_home(env: JobEnv) -> None:
+    assert str(env.settings.data_dir).startswith(str(Path(env.settings.data_dir).anchor))
+    assert ".local/share" not in str(env.settings.data_dir)
