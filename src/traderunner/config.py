@@ -29,6 +29,13 @@ Settings
     reconcile_interval  seconds between reconciler passes in each worker (default 5)
     reconcile_grace     age in seconds before a queued job missing from the broker is
                     re-enqueued (default 10)
+    eodhd_token     EODHD API token (secret: never logged or printed)
+    eodhd_base_url  EODHD API base (default https://eodhd.com/api)
+    eodhd_calls_per_minute / eodhd_calls_per_day  the plan's quotas, shared by every process
+                    and machine through the durable Redis (defaults 1000 / 100000)
+    eodhd_intraday_cost calls one intraday request costs against the quotas (default 5)
+    cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
+    cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from traderunner.errors import ConfigError
@@ -70,6 +77,18 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1, le=100)
     reconcile_interval: float = Field(default=5.0, gt=0, le=3600)
     reconcile_grace: float = Field(default=10.0, ge=0, le=86400)
+
+    # -- market data: the EODHD provider, its shared rate limit, the cache ------------------
+    eodhd_token: SecretStr = SecretStr("")
+    eodhd_base_url: str = "https://eodhd.com/api"
+    eodhd_timeout: float = Field(default=30.0, gt=0, le=600)
+    eodhd_calls_per_minute: int = Field(default=1000, ge=1)
+    eodhd_calls_per_day: int = Field(default=100_000, ge=1)
+    eodhd_intraday_cost: int = Field(default=5, ge=1, le=100)
+    cache_local: bool = True
+    cache_series_ttl: int = Field(default=3600, ge=1)
+    cache_response_ttl: int = Field(default=86_400, ge=1)
+    cache_config_ttl: int = Field(default=3600, ge=1)
 
     @field_validator("data_dir")
     @classmethod

@@ -12,6 +12,11 @@
     ├── StrategyError                a strategy (built-in or user plugin) failed: fix the strategy
     │   └── StrategyLoadError        a user strategy file or entry point could not be loaded
     ├── StoreError                   the SQL store failed or is unreachable: check its URL/server
+    ├── ProviderError                the external market-data API failed (after retries)
+    │   ├── ProviderAuthError        token missing or refused: set TRADERUNNER_EODHD_TOKEN
+    │   ├── ProviderPlanError        the plan does not include that data: upgrade or ask less
+    │   └── ProviderResponseError    5xx after bounded retries, or a malformed response
+    ├── RateLimitedError             a quota is used up; ``retry_after`` says when to try again
     ├── RedisError                   a Redis server is unreachable, refused or misbehaved
     │   └── UnsafeRedisError         the durable Redis could evict or lose work: fix its config
     ├── CancelledError               the work was cancelled on request: nothing to fix
@@ -62,6 +67,30 @@ class StrategyLoadError(StrategyError):
 
 class StoreError(TraderunnerError):
     """The SQL store failed or could not be reached."""
+
+
+class ProviderError(TraderunnerError):
+    """The external market-data provider failed; the message says what and what to do."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the API token (or none is configured)."""
+
+
+class ProviderPlanError(ProviderError):
+    """The provider's plan does not include the requested data."""
+
+
+class ProviderResponseError(ProviderError):
+    """Server errors after bounded retries, or a response that is not what the API promises."""
+
+
+class RateLimitedError(TraderunnerError):
+    """A rate-limit quota is used up; ``retry_after`` is the wait in seconds (None: unknown)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RedisError(TraderunnerError):
