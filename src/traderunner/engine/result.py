@@ -1,0 +1,181 @@
+"""Backtest results: per-symbol and portfolio equity, trades and metrics, and their JSON form.
+
+``BacktestResult.to_dict()`` is the one serialised shape of a result (the store saves
+``to_dict(curve=True)``; the CLI and dashboard read it). It is JSON-safe: NaN and infinities
+become ``None`` and times are ISO-8601 strings in UTC (``2024-01-02T14:30:00Z``).
+
+Trade times are the timestamps of the bars the fills happened on (a bar's timestamp is its
+open time, also for fills at its close).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from traderunner.engine.kernel import EXIT_REASONS, KernelRun
+from traderunner.engine.options import BacktestOptions
+
+TRADE_COLUMNS = (
+    "symbol",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "size",
+    "pnl",
+    "fees",
+    "return",
+    "bars",
+    "exit_reason",
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SymbolResult:
+    """One symbol's run: ``position`` is the units held after each bar (negative = short)."""
+
+    symbol: str
+    source: str
+    equity: pd.Series
+    position: np.ndarray
+    trades: pd.DataFrame
+    metrics: dict[str, float]
+
+    @property
+    def n_trades(self) -> int:
+        return len(self.trades)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BacktestResult:
+    """A finished backtest; ``symbols`` keeps the input order, ``equity`` is the portfolio's."""
+
+    strategy: str
+    params: dict[str, Any]
+    options: BacktestOptions
+    symbols: dict[str, SymbolResult]
+    equity: pd.Series
+    metrics: dict[str, float]
+    trades: pd.DataFrame
+
+    @property
+    def n_trades(self) -> int:
+        return len(self.trades)
+
+    def to_dict(self, curve: bool = False) -> dict[str, Any]:
+        """The JSON-safe summary (see the module docstring); ``curve`` adds the equity curve."""
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "params": {k: json_safe(v) for k, v in self.params.items()},
+            "options": {k: json_safe(v) for k, v in self.options.to_dict().items()},
+            "symbols": list(self.symbols),
+            "sources": {s: r.source for s, r in self.symbols.items()},
+            "trades": self.n_trades,
+            "metrics": safe_metrics(self.metrics),
+            "per_symbol": {
+                s: {"metrics": safe_metrics(r.metrics), "trades": r.n_trades}
+                for s, r in self.symbols.items()
+            },
+            "trade_list": trade_records(self.trades),
+        }
+        if curve:
+            times = iso_times(_ns(self.equity.index))
+            out["equity"] = [list(p) for p in zip(times, float_list(self.equity), strict=True)]
+        return out
+
+
+def json_safe(value: Any) -> Any:
+    """Plain Python scalars with NaN/inf as None (NumPy scalars are unwrapped)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def float_list(values: pd.Series | npt.NDArray[np.float64]) -> list[float | None]:
+    """Floats as a list with NaN/inf as None, without a per-element check when all are finite."""
+    arr = np.asarray(values, dtype=np.float64)
+    if bool(np.isfinite(arr).all()):
+        return arr.tolist()
+    return [json_safe(v) for v in arr.tolist()]
+
+
+def safe_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: json_safe(v) for k, v in metrics.items()}
+
+
+def _ns(index: pd.Index) -> npt.NDArray[np.int64]:
+    if not isinstance(index, pd.DatetimeIndex):
+        raise TypeError("expected a DatetimeIndex")
+    return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+
+
+def iso_times(ns: npt.NDArray[np.int64]) -> list[str]:
+    """ISO-8601 UTC strings, whole seconds unless the times need finer units."""
+    arr = np.asarray(ns, dtype=np.int64)
+    if len(arr) == 0:
+        return []
+    stamps: npt.NDArray[np.datetime64] = arr.view("datetime64[ns]")
+    if np.any(arr % 1_000_000_000):
+        text = np.datetime_as_string(stamps, unit="ns", timezone="UTC")
+    else:
+        text = np.datetime_as_string(stamps, unit="s", timezone="UTC")
+    return text.tolist()
+
+
+def utc_index(ns: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
+    """A UTC DatetimeIndex over int64 nanoseconds, without a per-element conversion."""
+    arr = np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
+    return pd.DatetimeIndex(arr, dtype="datetime64[ns, UTC]", copy=False)
+
+
+def trade_frame(symbol: str, ts: npt.NDArray[np.int64], run: KernelRun) -> pd.DataFrame:
+    """The trades of one kernel run as a DataFrame with :data:`TRADE_COLUMNS`, column-wise.
+
+    ``symbol`` and ``exit_reason`` are categoricals (they compare equal to plain strings).
+    """
+    # Categoricals from codes: no per-trade Python strings are built.
+    return pd.DataFrame(
+        {
+            "symbol": pd.Categorical.from_codes(
+                np.zeros(run.n_trades, dtype=np.int8), categories=pd.Index([symbol])
+            ),
+            "entry_time": utc_index(ts[run.entry_bar]),
+            "exit_time": utc_index(ts[run.exit_bar]),
+            "entry_price": run.entry_price,
+            "exit_price": run.exit_price,
+            "size": run.units,
+            "pnl": run.pnl,
+            "fees": run.fees,
+            "return": run.trade_returns,
+            "bars": run.exit_bar - run.entry_bar,
+            "exit_reason": pd.Categorical.from_codes(run.reason, categories=pd.Index(EXIT_REASONS)),
+        },
+        columns=list(TRADE_COLUMNS),
+    )
+
+
+def trade_records(trades: pd.DataFrame) -> list[dict[str, Any]]:
+    """Trades as JSON-safe dicts (ISO times), built column-wise."""
+    if len(trades) == 0:
+        return []
+    cols: dict[str, list[Any]] = {}
+    for name in TRADE_COLUMNS:
+        col = trades[name]
+        if name in ("entry_time", "exit_time"):
+            cols[name] = iso_times(_ns(pd.DatetimeIndex(col)))
+        elif name in ("symbol", "exit_reason"):
+            cols[name] = [str(v) for v in col.tolist()]
+        elif name == "bars":
+            cols[name] = col.to_numpy(dtype=np.int64).tolist()
+        else:
+            cols[name] = float_list(col.to_numpy(dtype=np.float64))
+    return [dict(zip(TRADE_COLUMNS, row, strict=True)) for row in zip(*cols.values(), strict=True)]
