@@ -64,8 +64,17 @@ class WorkerProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "traderunner.jobs", "--concurrency", str(self.concurrency),
-             "--loglevel", "INFO", "--name", f"test{self.starts}-{os.getpid()}@localhost"],
+            [
+                sys.executable,
+                "-m",
+                "traderunner.jobs",
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "INFO",
+                "--name",
+                f"test{self.starts}-{os.getpid()}@localhost",
+            ],
             env=settings_env(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,

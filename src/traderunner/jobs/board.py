@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -126,7 +126,7 @@ class JobBoard:
     def live(self, job_id: str) -> dict[str, str]:
         """The Redis hash of a job ({} when gone or Redis is down)."""
         try:
-            data = self.redis.hgetall(self.keys.job(job_id))
+            data = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
         except redis.RedisError:
             return {}
         return {str(k): str(v) for k, v in data.items()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -102,13 +102,18 @@ def check_durable(client: redis.Redis, url: str, *, allow_unsafe: bool = False) 
     """
     ping(client, url)
     problems: list[str] = []
+
+    def config(name: str, default: str) -> str:
+        found = cast(dict[str, Any], client.config_get(name))
+        return str(found.get(name, default))
+
     try:
-        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
-        aof = str(client.config_get("appendonly").get("appendonly", "no"))
-        save = str(client.config_get("save").get("save", ""))
+        policy = config("maxmemory-policy", "")
+        aof = config("appendonly", "no")
+        save = config("save", "")
     except redis.ResponseError:
         # CONFIG may be renamed/disabled on managed servers; INFO is always there.
-        info: dict[str, Any] = client.info()
+        info = cast(dict[str, Any], client.info())
         policy = str(info.get("maxmemory_policy", ""))
         aof = "yes" if int(info.get("aof_enabled", 0)) else "no"
         save = "" if int(info.get("rdb_saves", 0)) == 0 and aof == "no" else "unknown"
