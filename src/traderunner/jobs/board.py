@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import redis
 
-from traderunner.domain.jobs import JobRecord, JobState
+from traderunner.domain.jobs import JobKind, JobRecord, JobState
 from traderunner.redisdb.keys import JOB_STATE_TTL, Keys
 from traderunner.store import Store
 
@@ -75,10 +75,12 @@ class JobBoard:
         state: JobState,
         *,
         expect: Iterable[JobState] | None = None,
+        result: tuple[JobKind, dict[str, Any]] | None = None,
         **fields: Any,
     ) -> bool:
         """Move a job to ``state`` (compare-and-set on ``expect``); store, hash, event.
 
+        ``result`` is stored in the same transaction as the state (see JobRepository.update).
         Returns False (and changes nothing) when the job's state was not one of ``expect``.
         """
         now = datetime.now(UTC)
@@ -86,7 +88,9 @@ class JobBoard:
             fields.setdefault("started_at", now)
         if state.terminal:
             fields.setdefault("finished_at", now)
-        changed = self.store.jobs.update(job_id, expect=expect, state=state, **fields)
+        changed = self.store.jobs.update(
+            job_id, expect=expect, result=result, state=state, **fields
+        )
         if not changed:
             return False
         live: dict[Any, Any] = {"state": state.value, "updated": f"{time.time():.6f}"}

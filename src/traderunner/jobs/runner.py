@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -46,6 +46,9 @@ from traderunner.errors import (
 from traderunner.jobs.board import JobBoard
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
+
+if TYPE_CHECKING:
+    from traderunner.marketdata.cache import MarketCache
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +85,15 @@ class WorkerContext:
     board: JobBoard
     worker_name: str
     heartbeats: Heartbeats
+    market: MarketCache | None = None  # candles through the series cache when set
 
     @property
     def heartbeat_ttl(self) -> int:
         return self.settings.job_heartbeat_ttl
 
     def close(self) -> None:
+        if self.market is not None:
+            self.market.close()
         self.store.close()
         self.durable.close()
 
@@ -159,7 +165,7 @@ def _run_claimed(ctx: WorkerContext, record: JobRecord, token: str) -> str:
     _parent_running(ctx, record)
     try:
         with ctx.heartbeats.hold(ctx.keys.job_heartbeat(job_id), token):
-            summary = _dispatch(ctx, record)
+            summary, result = _dispatch(ctx, record)
     except CancelledError:
         ctx.board.transition(
             job_id,
@@ -190,8 +196,14 @@ def _run_claimed(ctx: WorkerContext, record: JobRecord, token: str) -> str:
         ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=message)
         _after_failure(ctx, record)
         return "failed"
+    # The result (when it lives in job_results) and the final state: one transaction.
     ctx.board.transition(
-        job_id, JobState.SUCCEEDED, expect=(JobState.RUNNING,), progress=1.0, message=summary
+        job_id,
+        JobState.SUCCEEDED,
+        expect=(JobState.RUNNING,),
+        progress=1.0,
+        message=summary,
+        result=result,
     )
     _after_success(ctx, record)
     return "succeeded"
@@ -273,6 +285,13 @@ def _load(ctx: WorkerContext, spec: dict[str, Any]) -> dict[str, Any]:
     from traderunner.marketdata import load_candles
 
     period = Period.parse(spec.get("start"), spec.get("end"))
+    if ctx.market is not None:
+        # The series cache: every chunk of a sweep reads the series the first one loaded.
+        tf = Timeframe.parse(spec["timeframe"])
+        return {
+            symbol: ctx.market.series(symbol, tf, period.start_ns, period.end_ns)
+            for symbol in spec["symbols"]
+        }
     return load_candles(
         ctx.store,
         list(spec["symbols"]),
@@ -282,7 +301,12 @@ def _load(ctx: WorkerContext, spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _dispatch(ctx: WorkerContext, record: JobRecord) -> str:
+JobResult = tuple[JobKind, dict[str, Any]] | None
+
+
+def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
+    """Run the job; returns its summary line and the result to store with its final state
+    (None when the result went elsewhere: a backtest's goes to ``backtest_results``)."""
     spec = record.spec
     reporter = _Reporter(ctx, record.id)
     if record.kind is JobKind.NOOP:
@@ -294,8 +318,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> str:
                 time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
         if spec.get("fail"):
             raise StrategyError(str(spec["fail"]))
-        ctx.store.jobs.save_result(record.id, JobKind.NOOP, {"ok": True})
-        return "done"
+        return "done", (JobKind.NOOP, {"ok": True})
     from traderunner.engine import run_backtest, run_sweep
 
     candles = _load(ctx, spec)
@@ -312,7 +335,8 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> str:
         summary["name"] = spec.get("name") or ""
         summary["timeframe"] = spec["timeframe"]
         ctx.store.results.save(summary, result_id=record.id)
-        return f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
+        line = f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
+        return line, None
     if record.kind is JobKind.SWEEP_CHUNK:
         sweep = run_sweep(
             spec["strategy"],
@@ -323,16 +347,12 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> str:
             should_stop=reporter.should_stop,
             **dict(spec.get("options") or {}),
         )
-        ctx.store.jobs.save_result(
-            record.id,
-            JobKind.SWEEP_CHUNK,
-            {
-                "offset": int(spec.get("offset", 0)),
-                "rows": _json_rows(sweep.rows),
-                "elapsed_s": sweep.elapsed_s,
-            },
-        )
-        return f"{len(sweep.rows)} combinations"
+        rows = {
+            "offset": int(spec.get("offset", 0)),
+            "rows": _json_rows(sweep.rows),
+            "elapsed_s": sweep.elapsed_s,
+        }
+        return f"{len(sweep.rows)} combinations", (JobKind.SWEEP_CHUNK, rows)
     raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")
 
 

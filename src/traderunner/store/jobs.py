@@ -103,12 +103,15 @@ class JobRepository:
         job_id: str,
         *,
         expect: Iterable[JobState] | None = None,
+        result: tuple[JobKind, Mapping[str, Any]] | None = None,
         **fields: Any,
     ) -> bool:
         """Update fields of one job; with ``expect`` only if its state is one of those.
 
         Returns whether a row changed (False: unknown id, or the state was not expected —
-        a compare-and-set that keeps concurrent deliveries from undoing each other).
+        a compare-and-set that keeps concurrent deliveries from undoing each other). With
+        ``result`` the job's result is inserted (unless one exists) in the same transaction,
+        so a finished job and its result are written together or not at all.
         """
         values = {
             k: (v.value if isinstance(v, JobState | Queue | JobKind) else v)
@@ -119,7 +122,25 @@ class JobRepository:
         if expect is not None:
             stmt = stmt.where(jobs_table.c.state.in_([s.value for s in expect]))
         with self._store.transaction(f"update job {job_id}") as conn:
-            return conn.execute(stmt).rowcount > 0
+            changed = conn.execute(stmt).rowcount > 0
+            if changed and result is not None:
+                insert = self._insert_result(job_id, *result)
+                if insert is not None:
+                    conn.execute(insert)
+                else:  # pragma: no cover - backends without ON CONFLICT: check, then insert
+                    found = conn.execute(
+                        sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)
+                    ).first()
+                    if not found:
+                        conn.execute(
+                            results_table.insert().values(
+                                job_id=job_id,
+                                kind=result[0].value,
+                                created_at=_now(),
+                                payload=dict(result[1]),
+                            )
+                        )
+            return changed
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._store.transaction(f"read job {job_id}") as conn:
@@ -174,8 +195,7 @@ class JobRepository:
         with self._store.transaction(f"count children of {parent}") as conn:
             return {JobState(s): int(n) for s, n in conn.execute(stmt).all()}
 
-    def save_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> bool:
-        """Insert the job's result unless one exists; True when this call wrote it."""
+    def _insert_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> Any:
         values = {
             "job_id": job_id,
             "kind": kind.value,
@@ -184,10 +204,21 @@ class JobRepository:
         }
         dialect = self._store.dialect
         if dialect == "sqlite":
-            stmt: Any = sqlite.insert(results_table).values(values).on_conflict_do_nothing()
-        elif dialect == "postgresql":
-            stmt = postgresql.insert(results_table).values(values).on_conflict_do_nothing()
-        else:  # pragma: no cover - other backends: check, then insert
+            return sqlite.insert(results_table).values(values).on_conflict_do_nothing()
+        if dialect == "postgresql":
+            return postgresql.insert(results_table).values(values).on_conflict_do_nothing()
+        return None
+
+    def save_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> bool:
+        """Insert the job's result unless one exists; True when this call wrote it."""
+        stmt = self._insert_result(job_id, kind, payload)
+        if stmt is None:  # pragma: no cover - other backends: check, then insert
+            values = {
+                "job_id": job_id,
+                "kind": kind.value,
+                "created_at": _now(),
+                "payload": dict(payload),
+            }
             with self._store.transaction(f"save result of {job_id}") as conn:
                 found = conn.execute(
                     sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)

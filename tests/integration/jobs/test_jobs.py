@@ -88,9 +88,10 @@ def test_cancel_running_and_queued(env: JobEnv) -> None:
 
 
 def test_interactive_jobs_go_before_batch(env: JobEnv) -> None:
-    blockers = [env.client.submit(NoopSpec(sleep_s=1.5)) for _ in range(2)]
+    # Staggered, so worker slots free one at a time and the first free one decides.
+    blockers = [env.client.submit(NoopSpec(sleep_s=s)) for s in (1.5, 3.0)]
     _wait_state(env, blockers, JobState.RUNNING)
-    batch = [env.client.submit(NoopSpec(), queue="batch") for _ in range(4)]
+    batch = [env.client.submit(NoopSpec(sleep_s=0.2), queue="batch") for _ in range(4)]
     urgent = env.client.submit(NoopSpec(), queue="interactive")
     ids = [*batch, urgent]
     for r in ids:
