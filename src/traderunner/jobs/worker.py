@@ -21,6 +21,7 @@ from traderunner.jobs.app import TASK_RUN_JOB, make_celery
 from traderunner.jobs.board import JobBoard
 from traderunner.jobs.reconciler import ReconcilerThread
 from traderunner.jobs.runner import Heartbeats, RetryableError, WorkerContext, execute
+from traderunner.marketdata.cache import MarketCache
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
@@ -48,9 +49,36 @@ def worker_context(settings: Settings, name: str) -> WorkerContext:
             JobBoard(store, durable, keys),
             name,
             Heartbeats(durable, settings.job_heartbeat_ttl),
+            MarketCache.from_settings(settings, store),
         )
         _contexts[pid] = ctx
     return ctx
+
+
+def warm_up() -> None:
+    """Import the engine and load its numba kernels from the cache, on a few synthetic bars.
+
+    Run in each pool process as it starts, so the first job does not pay ~0.5 s of imports
+    and cache loading (which would also skew every sweep's first chunk).
+    """
+    import numpy as np
+
+    from traderunner.domain.candles import CandleArrays
+    from traderunner.engine import run_backtest, run_sweep
+
+    n = 300
+    close = 100.0 + np.cumsum(np.sin(np.arange(n) / 7.0))
+    candles = CandleArrays(
+        ts=np.arange(n, dtype=np.int64) * 300_000_000_000,
+        open=close,
+        high=close + 0.5,
+        low=close - 0.5,
+        close=close,
+        volume=np.ones(n),
+        symbol="WARMUP",
+    )
+    run_backtest("sma_cross", candles, {"fast": 5, "slow": 20})
+    run_sweep("sma_cross", candles, combos=[{"fast": 5, "slow": 20}], workers=1)
 
 
 def build_app(settings: Settings, *, name: str | None = None) -> Celery:
@@ -98,6 +126,13 @@ def run_worker(
     @signals.worker_ready.connect(weak=False)
     def _start_reconciler(**_: Any) -> None:
         reconciler.start()
+
+    @signals.worker_process_init.connect(weak=False)
+    def _warm_pool_process(**_: Any) -> None:
+        try:
+            warm_up()
+        except Exception as exc:  # a cold first job is slower, not wrong
+            log.warning("warm-up failed: %s", exc)
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
