@@ -19,6 +19,17 @@ JOB_CANCEL_TTL = 7 * 86400  # cancel flag, checked between chunks
 JOB_RESULT_LOCK_TTL = 300  # guards the idempotent result write
 RECONCILER_LOCK_TTL = 30  # one reconciler pass at a time across processes
 WORKER_TTL = 30  # worker presence, refreshed by the worker's heartbeat
+# A rate-limit window key expires one quota window after its last grant; windows are capped
+# here so no limiter key can outlive a month.
+RATELIMIT_MAX_TTL = 31 * 86400
+
+# Cache role: everything there can be rebuilt from the store, and the server evicts LRU.
+LATEST_CANDLE_MAX_TTL = 86400  # one bar: the timeframe's seconds (60 for M1 ... 86400 for D1)
+CANDLE_SERIES_TTL = 3600  # default of TRADERUNNER_CACHE_SERIES_TTL
+STRATEGY_CONFIG_TTL = 3600  # default of TRADERUNNER_CACHE_CONFIG_TTL
+PROVIDER_RESPONSE_TTL = 86400  # default of TRADERUNNER_CACHE_RESPONSE_TTL
+CACHE_FILL_LOCK_TTL = 120  # one loader per missing key: 5 s for a candle, 120 s for a series
+CACHE_STATS_TTL = 7 * 86400  # refreshed by every flush of a process's counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,91 @@ SCHEMA: tuple[KeySpec, ...] = (
         "presence of a traderunner worker process",
     ),
     KeySpec(
+        "ratelimit",
+        "ratelimit:{name}",
+        "prefix",
+        None,
+        "durable",
+        "namespace of one cluster-wide rate limiter (limits' RedisStorage key_prefix); "
+        "holds only its ratelimit_quota keys",
+    ),
+    KeySpec(
+        "ratelimit_quota",
+        "ratelimit:{name}:{quota}",
+        "list",
+        RATELIMIT_MAX_TTL,
+        "durable",
+        "moving window of one quota: a timestamp per unit of cost granted, trimmed to the "
+        "limit; TTL = the quota's window (at most the value shown), refreshed by every grant",
+    ),
+    KeySpec(
+        "latest_candle",
+        "candle:{symbol}:{timeframe}",
+        "string",
+        LATEST_CANDLE_MAX_TTL,
+        "cache",
+        "newest bar of one series (binary: ts + OHLCV + source); TTL one bar (the timeframe's "
+        "seconds, at most the value shown); also kept in process, invalidated by tracking",
+    ),
+    KeySpec(
+        "latest_candles",
+        "candle:",
+        "prefix",
+        None,
+        "cache",
+        "CLIENT TRACKING BCAST prefix of the latest candles (in-process tier invalidation)",
+    ),
+    KeySpec(
+        "candle_series",
+        "series:{symbol}:{timeframe}:v{version}",
+        "string",
+        CANDLE_SERIES_TTL,
+        "cache",
+        "a whole stored series as binary columns, keyed by the store's series version (an "
+        "import makes a new version, so a new key; old ones expire)",
+    ),
+    KeySpec(
+        "strategy_config",
+        "config:{name}",
+        "string",
+        STRATEGY_CONFIG_TTL,
+        "cache",
+        "one strategy config as JSON; also kept in process, invalidated by tracking",
+    ),
+    KeySpec(
+        "strategy_configs",
+        "config:",
+        "prefix",
+        None,
+        "cache",
+        "CLIENT TRACKING BCAST prefix of the strategy configs (in-process tier invalidation)",
+    ),
+    KeySpec(
+        "provider_response",
+        "response:{digest}",
+        "string",
+        PROVIDER_RESPONSE_TTL,
+        "cache",
+        "a raw provider response (zlib) by the SHA-256 of the provider's request key",
+    ),
+    KeySpec(
+        "cache_fill_lock",
+        "fill:{key}",
+        "string",
+        CACHE_FILL_LOCK_TTL,
+        "cache",
+        "held by the one process that loads a missing cache key from the store (stampede "
+        "guard; the others wait for the key); TTL at most the value shown",
+    ),
+    KeySpec(
+        "cache_stats",
+        "cache:stats",
+        "hash",
+        CACHE_STATS_TTL,
+        "cache",
+        "hits, misses, errors, local hits and store loads per kind, summed over processes",
+    ),
+    KeySpec(
         "celery",
         "celery… (kombu global_keyprefix)",
         "various",
@@ -138,6 +234,40 @@ class Keys:
 
     def worker(self, name: str) -> str:
         return f"{self.prefix}worker:{name}"
+
+    def ratelimit(self, name: str) -> str:
+        """Namespace of the limiter ``name``; its quota keys are ``{this}:{quota}``."""
+        return f"{self.prefix}ratelimit:{name}"
+
+    def ratelimit_quota(self, name: str, quota: str) -> str:
+        return f"{self.ratelimit(name)}:{quota}"
+
+    def latest_candle(self, symbol: str, timeframe: str) -> str:
+        return f"{self.prefix}candle:{symbol}:{timeframe}"
+
+    def latest_candles(self) -> str:
+        """Prefix of every latest-candle key (for CLIENT TRACKING BCAST PREFIX)."""
+        return f"{self.prefix}candle:"
+
+    def candle_series(self, symbol: str, timeframe: str, version: int | str) -> str:
+        return f"{self.prefix}series:{symbol}:{timeframe}:v{version}"
+
+    def strategy_config(self, name: str) -> str:
+        return f"{self.prefix}config:{name}"
+
+    def strategy_configs(self) -> str:
+        """Prefix of every strategy-config key (for CLIENT TRACKING BCAST PREFIX)."""
+        return f"{self.prefix}config:"
+
+    def provider_response(self, digest: str) -> str:
+        return f"{self.prefix}response:{digest}"
+
+    def cache_fill_lock(self, key: str) -> str:
+        """The fill lock of the cache key ``key`` (given with or without the prefix)."""
+        return f"{self.prefix}fill:{key.removeprefix(self.prefix)}"
+
+    def cache_stats(self) -> str:
+        return f"{self.prefix}cache:stats"
 
     def celery(self) -> str:
         """The kombu ``global_keyprefix`` for Celery's own keys."""

@@ -1,0 +1,288 @@
+"""A rate limiter shared by every process and machine through the durable Redis.
+
+Each quota ("1000 calls per 60 s", "100000 per day") is an exact **moving window** kept by the
+``limits`` library (``RedisStorage``): a Redis list at ``Keys.ratelimit_quota(name, quota)``
+holding one timestamp per unit of cost granted, trimmed to the limit. The check and the push
+happen in one Lua script, so any number of processes can race on it and no window of the quota's
+length ever holds more than ``limit`` units. We call the storage's moving-window methods
+(``acquire_entry``, ``get_moving_window``) rather than ``MovingWindowRateLimiter`` because the
+latter puts the limit's amount into the key: changing a plan's quota would then start from an
+empty window and allow a burst above the real API quota.
+
+Several quotas are taken one after another, shortest window first. When a later quota refuses,
+the earlier ones keep the cost they took (there is no refund in a moving window): the limiter
+over-counts, never under-counts, so the total can never exceed any limit. Shortest first means
+the waste lands on the quota that refills soonest, not on the day's budget.
+
+Every key carries a TTL of its quota's window, refreshed by each grant (limits' script sets it),
+so a limiter that stops being used leaves nothing behind. Timestamps are the clients' UTC clocks
+(``time.time()``): machines sharing one limiter should run NTP; a clock ``d`` seconds off makes
+its grants expire ``d`` seconds early or late for the others. A moving 24 h window is stricter
+than a provider's calendar-day quota, never looser.
+
+If the durable Redis loses its data (a restart without AOF), the windows restart empty: work
+resumes at once, at the cost of possibly exceeding the provider's quota once. With AOF
+(``appendfsync everysec``) at most the last second of grants is forgotten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from limits.storage import RedisStorage
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from traderunner.errors import RateLimitedError, RedisError, UserInputError
+from traderunner.redisdb.connection import mask_url, resolve_urls
+from traderunner.redisdb.keys import RATELIMIT_MAX_TTL, Keys
+
+if TYPE_CHECKING:
+    from traderunner.config import Settings
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Small random delay added to each wait so the processes woken by one expiry do not all hit
+# Redis in the same instant; small against any window, so it barely delays a grant.
+_JITTER_S = 0.005
+
+
+class QuotaError(UserInputError):
+    """A quota or a request cost that can never be satisfied (bad limit, window, name or cost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most ``limit`` units of cost in any ``window_s`` seconds; ``name`` labels its key.
+
+    ``limit`` >= 1; ``window_s`` from 1 s to ``RATELIMIT_MAX_TTL`` (31 days); ``name`` is 1-64
+    characters of letters, digits, ``_ . -``. Raises QuotaError otherwise.
+    """
+
+    limit: int
+    window_s: int
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise QuotaError(
+                f"quota name {self.name!r} is invalid: use 1-64 letters, digits, '_', '.' or '-'"
+            )
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise QuotaError(
+                f"quota {self.name!r}: limit must be a whole number >= 1, not {self.limit!r}"
+            )
+        if (
+            isinstance(self.window_s, bool)
+            or not isinstance(self.window_s, int)
+            or not 1 <= self.window_s <= RATELIMIT_MAX_TTL
+        ):
+            raise QuotaError(
+                f"quota {self.name!r}: window_s must be whole seconds from 1 to "
+                f"{RATELIMIT_MAX_TTL}, not {self.window_s!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """One quota's state right now, for the system page.
+
+    ``used + remaining == limit``; ``reset_in_s`` is the time until the oldest grant in the
+    window expires and frees its units (0.0 when nothing is used).
+    """
+
+    name: str
+    window_s: int
+    limit: int
+    used: int
+    remaining: int
+    reset_in_s: float
+
+
+class RateLimiter:
+    """Cluster-wide limiter ``name`` with one or more quotas, kept in the Redis at ``redis_url``.
+
+    Every process that builds a limiter with the same URL, prefix and name shares the same
+    quotas. The connection is made lazily on first use; nothing here blocks forever: a cost no
+    quota can ever grant raises QuotaError, an unreachable Redis raises RedisError within a few
+    seconds. Thread-safe (redis-py's connection pool).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        name: str,
+        quotas: Sequence[Quota],
+        prefix: str = "tr:",
+        socket_timeout: float = 3.0,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise QuotaError(
+                f"rate limiter name {name!r} is invalid: use 1-64 letters, digits, '_', '.' or '-'"
+            )
+        quotas = tuple(quotas)
+        if not quotas:
+            raise QuotaError(f"rate limiter {name!r} needs at least one quota")
+        names = [q.name for q in quotas]
+        if len(set(names)) != len(names):
+            raise QuotaError(f"rate limiter {name!r}: quota names must differ, got {names}")
+        self.name = name
+        self.quotas: tuple[Quota, ...] = quotas
+        # Shortest window first: see the module docstring (over-counting lands there).
+        self._order = tuple(sorted(quotas, key=lambda q: (q.window_s, q.limit)))
+        self._url = redis_url
+        keys = Keys(prefix)
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": min(socket_timeout, 2.0),
+            # Rides over a restart or a dropped connection; a dead server fails in ~1 s. Not
+            # on timeouts: a frozen server fails after one socket_timeout, and a script that
+            # timed out may have run, so repeating it could take the cost twice.
+            "retry": Retry(
+                ExponentialBackoff(cap=0.5, base=0.05), 3, supported_errors=(redis.ConnectionError,)
+            ),
+            "client_name": f"traderunner-ratelimit-{name}",
+        }
+        url = (
+            "redis+unix://" + redis_url[len("unix://") :]
+            if redis_url.startswith("unix://")
+            else redis_url
+        )
+        try:
+            self._storage = RedisStorage(url, key_prefix=keys.ratelimit(name), **options)
+        except ValueError as exc:
+            raise RedisError(
+                f"rate limiter {name!r}: invalid Redis URL {mask_url(redis_url)} ({exc}); fix "
+                "TRADERUNNER_REDIS_URL"
+            ) from None
+        self._client: redis.Redis = self._storage.storage
+        self._keys = {q.name: keys.ratelimit_quota(name, q.name) for q in quotas}
+        for q in quotas:
+            # The key must be the one keys.py documents; this trips if limits changes format.
+            if self._storage.prefixed_key(q.name) != self._keys[q.name]:  # pragma: no cover
+                raise RuntimeError("limits' RedisStorage key format changed; update ratelimit")
+
+    def __repr__(self) -> str:
+        quotas = ", ".join(f"{q.limit}/{q.window_s}s {q.name}" for q in self.quotas)
+        return f"RateLimiter({self.name!r}, [{quotas}], {mask_url(self._url)})"
+
+    def try_acquire(self, cost: int = 1) -> bool:
+        """Take ``cost`` from every quota now, or nothing from the later ones; never blocks.
+
+        True when every quota granted it. False when one refused (shorter quotas taken before
+        the refusing one keep the cost: conservative). QuotaError for a cost below 1 or above a
+        quota's limit; RedisError when Redis fails.
+        """
+        self._check_cost(cost)
+        return self._take(cost) is None
+
+    def acquire(self, cost: int = 1, deadline: float | None = None) -> None:
+        """Take ``cost`` from every quota, sleeping until the earliest expiry while refused.
+
+        ``deadline`` is seconds from now (None: wait as long as it takes; 0: one attempt).
+        When the earliest moment the request could succeed lies past the deadline, raises
+        RateLimitedError at once (no pointless sleep) with ``retry_after`` = seconds until
+        then (a lower bound). QuotaError for an impossible cost; RedisError when Redis fails.
+        """
+        self._check_cost(cost)
+        if deadline is not None and (math.isnan(deadline) or deadline < 0):
+            raise QuotaError(f"deadline must be >= 0 seconds or None, not {deadline!r}")
+        end = None if deadline is None else time.monotonic() + deadline
+        while True:
+            refused = self._take(cost)
+            if refused is None:
+                return
+            wait = self._wait_for(refused, cost)
+            if end is not None and time.monotonic() + wait > end:
+                raise RateLimitedError(
+                    f"rate limit {self.name!r}: the {refused.name!r} quota ({refused.limit} "
+                    f"per {refused.window_s} s) has no room for cost {cost}; it could succeed "
+                    f"in {wait:.2f} s: wait and retry, or allow a longer deadline",
+                    retry_after=wait,
+                )
+            log.debug("rate limit %s: %s quota full, waiting %.3f s", self.name, refused.name, wait)
+            time.sleep(wait + random.uniform(0, _JITTER_S))
+
+    def usage(self) -> list[LimitUsage]:
+        """Each quota's use right now, in the order the quotas were given."""
+        out: list[LimitUsage] = []
+        for q in self.quotas:
+            start, count = self._call(self._storage.get_moving_window, q.name, q.limit, q.window_s)
+            used = min(int(count), q.limit)
+            reset_in = max(0.0, start + q.window_s - time.time()) if used else 0.0
+            out.append(LimitUsage(q.name, q.window_s, q.limit, used, q.limit - used, reset_in))
+        return out
+
+    def reset(self) -> None:
+        """Forget every grant of this limiter (tests and operations only)."""
+        self._call(self._client.delete, *self._keys.values())
+
+    def close(self) -> None:
+        """Drop the Redis connections (the limiter reconnects if used again)."""
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._client.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_cost(self, cost: int) -> None:
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+            raise QuotaError(
+                f"rate limit {self.name!r}: cost must be a whole number >= 1, not {cost!r}"
+            )
+        for q in self.quotas:
+            if cost > q.limit:
+                raise QuotaError(
+                    f"rate limit {self.name!r}: cost {cost} exceeds the {q.name!r} quota's "
+                    f"limit of {q.limit} per {q.window_s} s, so it could never be granted; "
+                    "split the request or raise the quota"
+                )
+
+    def _take(self, cost: int) -> Quota | None:
+        """Take ``cost`` from each quota in order; the first one that refuses, or None."""
+        for q in self._order:
+            if not self._call(self._storage.acquire_entry, q.name, q.limit, q.window_s, cost):
+                return q
+        return None
+
+    def _wait_for(self, quota: Quota, cost: int) -> float:
+        """Seconds until ``quota`` frees room (its oldest grant expires); 0 if it has room."""
+        start, count = self._call(
+            self._storage.get_moving_window, quota.name, quota.limit, quota.window_s
+        )
+        if int(count) + cost <= quota.limit:
+            return 0.0  # another process's grant expired meanwhile: retry now
+        return max(0.0, start + quota.window_s - time.time())
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisError(
+                f"rate limiter {self.name!r}: the durable Redis at {mask_url(self._url)} "
+                f"failed ({type(exc).__name__}: {exc}); check that it runs (traderunner redis "
+                "status) and TRADERUNNER_REDIS_URL"
+            ) from None
+
+
+def limiter_from_settings(settings: Settings, name: str = "eodhd") -> RateLimiter:
+    """The EODHD limiter: per-minute and per-day quotas from ``settings``, on the durable Redis.
+
+    Every process built from the same settings shares these quotas.
+    """
+    url = resolve_urls(settings).durable
+    quotas = [
+        Quota(settings.eodhd_calls_per_minute, 60, "minute"),
+        Quota(settings.eodhd_calls_per_day, 86_400, "day"),
+    ]
+    return RateLimiter(url, name=name, quotas=quotas, prefix=settings.redis_prefix)
