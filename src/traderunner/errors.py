@@ -8,6 +8,7 @@
     │   ├── ParameterError           unknown parameter, wrong type or out of bounds
     │   ├── OptionError              bad engine option (fill, direction, size, fees, stops)
     │   ├── DataRangeError           bad or empty date range, unknown symbol or timeframe
+    │   ├── QuotaError               a rate-limit quota or request cost that can never be met
     │   └── DataFileError            an import file that cannot be used (says which row and why)
     ├── StrategyError                a strategy (built-in or user plugin) failed: fix the strategy
     │   └── StrategyLoadError        a user strategy file or entry point could not be loaded
@@ -51,6 +52,10 @@ class OptionError(UserInputError):
 
 class DataRangeError(UserInputError):
     """The requested data does not exist: unknown symbol/timeframe, bad or empty period."""
+
+
+class QuotaError(UserInputError):
+    """A quota or a request cost that can never be satisfied (bad limit, window, name or cost)."""
 
 
 class DataFileError(UserInputError):

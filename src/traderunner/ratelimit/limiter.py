@@ -42,7 +42,7 @@ from limits.storage import RedisStorage
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from traderunner.errors import RateLimitedError, RedisError, UserInputError
+from traderunner.errors import QuotaError, RateLimitedError, RedisError
 from traderunner.redisdb.connection import mask_url, resolve_urls
 from traderunner.redisdb.keys import RATELIMIT_MAX_TTL, Keys
 
@@ -55,10 +55,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Small random delay added to each wait so the processes woken by one expiry do not all hit
 # Redis in the same instant; small against any window, so it barely delays a grant.
 _JITTER_S = 0.005
-
-
-class QuotaError(UserInputError):
-    """A quota or a request cost that can never be satisfied (bad limit, window, name or cost)."""
 
 
 @dataclass(frozen=True, slots=True)
