@@ -109,6 +109,11 @@ def _curve_pass(  # pragma: no cover - compiled
     dd_peak_val = start
     dd_trough = 0
     recovery = 0
+    # Below the peak, ``e / peak - 1 < max_dd`` is only possible when ``e < thresh``: the
+    # margin (1e-9 of the peak) is far wider than the rounding of either side, so the exact
+    # test still decides, but its division runs only near a new trough, not on every bar.
+    # A non-positive or NaN peak always takes the exact test.
+    thresh = peak_val * (1.0 + 1e-9) if peak_val > 0.0 else np.inf
     for i in range(n):
         e = equity[i]
         r = e / prev - 1.0
@@ -121,9 +126,10 @@ def _curve_pass(  # pragma: no cover - compiled
         if e >= peak_val:
             peak_val = e
             peak_i = i + 1
+            thresh = peak_val * (1.0 + max_dd + 1e-9) if peak_val > 0.0 else np.inf
             if recovery < 0 and e >= dd_peak_val:
                 recovery = i + 1
-        else:
+        elif e < thresh:
             dd = e / peak_val - 1.0
             if dd < max_dd:
                 max_dd = dd
@@ -131,6 +137,7 @@ def _curve_pass(  # pragma: no cover - compiled
                 dd_peak_val = peak_val
                 dd_trough = i + 1
                 recovery = -1
+                thresh = peak_val * (1.0 + max_dd + 1e-9) if peak_val > 0.0 else np.inf
     if recovery < 0:
         recovery = n
     mean = shift + s1 / n
@@ -221,12 +228,13 @@ def trade_metrics(
             "worst_trade": NAN,
             "sqn": NAN,
         }
-    gains = float(pnl[pnl > 0].sum())
+    won = pnl > 0
+    gains = float(pnl[won].sum())
     losses = float(-pnl[pnl < 0].sum())
     mean = float(pnl.mean())
     std = float(pnl.std(ddof=1)) if n > 1 else NAN
     return {
-        "win_rate": float(np.count_nonzero(pnl > 0)) / n,
+        "win_rate": float(np.count_nonzero(won)) / n,
         "profit_factor": _div(gains, losses),
         "expectancy": mean,
         "trades": float(n),

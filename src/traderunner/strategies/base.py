@@ -19,6 +19,7 @@ Both methods must be pure functions of the candles and ``self.params``: the live
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+#: ``StrategyParams.specs()`` per Params class; weak so reloaded user strategies do not pile up.
+_SPECS: weakref.WeakKeyDictionary[type[StrategyParams], tuple[ParamSpec, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyParams:
     """Base of every strategy's ``Params``: validates types and bounds on construction."""
@@ -142,6 +149,16 @@ class StrategyParams:
 
     @classmethod
     def specs(cls) -> tuple[ParamSpec, ...]:
+        """One :class:`ParamSpec` per field, in declaration order (computed once per class)."""
+        cached = _SPECS.get(cls)
+        if cached is None:
+            cached = _SPECS[cls] = cls._build_specs()
+        return cached
+
+    @classmethod
+    def _build_specs(cls) -> tuple[ParamSpec, ...]:
+        # get_type_hints evaluates every annotation string: far too slow to repeat for each
+        # Params built (a sweep builds thousands), and the answer never changes for a class.
         hints = get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
@@ -240,7 +257,8 @@ class Strategy(ABC):
             )
         if sig.dtype.kind == "f":
             sig = np.nan_to_num(sig, nan=0.0)
-        out = np.clip(sig, -1, 1).astype(np.int8)
+        # clip returns a new array, so the conversion need not copy it again.
+        out = np.clip(sig, -1, 1).astype(np.int8, copy=False)
         warm = min(max(int(self.warmup_bars), 0), len(out))
         out[:warm] = 0
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from traderunner.domain.candles import COLUMNS, CandleArrays
 
 FloatArray = npt.NDArray[np.float64]
+Int8Array = npt.NDArray[np.int8]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -70,15 +72,71 @@ def memoized(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@numba.njit(cache=True, nogil=True)
+def _sma_kernel(x: FloatArray, window: int, out: FloatArray) -> None:  # pragma: no cover - jit
+    # The same arithmetic as ``cumsum`` then ``(c[t+1] - c[t+1-window]) / window``, in one pass:
+    # a ring of the last ``window`` running sums replaces the cumulative-sum array, so the
+    # result is bit for bit that of the NumPy form, and a prefix of the input gives a prefix
+    # of the output (no look-ahead).
+    n = len(x)
+    ring = np.zeros(window)  # ring[k % window] holds the sum of x[0..k-1]
+    acc = 0.0
+    j = 1 % window
+    head = min(window - 1, n)
+    for i in range(head):
+        acc += x[i]
+        ring[j] = acc
+        out[i] = np.nan
+        j += 1
+        if j == window:
+            j = 0
+    for i in range(head, n):
+        acc += x[i]
+        old = ring[j]
+        ring[j] = acc
+        out[i] = (acc - old) / window
+        j += 1
+        if j == window:
+            j = 0
+
+
 @memoized
 def sma(values: FloatArray, window: int) -> FloatArray:
-    """Simple moving average over ``window`` bars (cumulative-sum form, O(n))."""
+    """Simple moving average over ``window`` bars (running-sum form, O(n), one pass)."""
     x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if window <= 0 or window > len(x):
+    n = len(x)
+    w = operator.index(window)
+    # NumPy allocates the output (huge pages for big arrays); the kernel only fills it.
+    out = np.empty(n)
+    if w <= 0 or w > n:
+        out.fill(np.nan)
         return out
-    csum = np.cumsum(np.insert(x, 0, 0.0))
-    out[window - 1 :] = (csum[window:] - csum[:-window]) / window
+    _sma_kernel(np.ascontiguousarray(x), w, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _compare_kernel(a: FloatArray, b: FloatArray, out: Int8Array) -> None:  # pragma: no cover
+    for i in range(len(out)):
+        x = a[i]
+        y = b[i]
+        # Branch-free so LLVM vectorises it; every comparison with NaN is false.
+        out[i] = np.int8(x > y) - np.int8(x < y)
+
+
+def compare(a: npt.ArrayLike, b: npt.ArrayLike) -> Int8Array:
+    """+1 where ``a > b``, -1 where ``a < b``, 0 where equal or either is NaN, as int8.
+
+    The same as ``sign(nan_to_num(a - b))`` (also for infinities), element by element.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:  # scalars and broadcasting: the NumPy form
+        with np.errstate(invalid="ignore"):
+            diff = x - y
+        return np.sign(np.nan_to_num(diff, nan=0.0)).astype(np.int8)
+    out = np.empty(len(x), dtype=np.int8)
+    _compare_kernel(np.ascontiguousarray(x), np.ascontiguousarray(y), out)
     return out
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+import numpy.typing as npt
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import sma
+from traderunner.strategies.indicators import compare, sma
 
 
-def cross_signal(fast: np.ndarray, slow: np.ndarray) -> SignalArray:
+def cross_signal(fast: npt.ArrayLike, slow: npt.ArrayLike) -> SignalArray:
     """+1 where ``fast > slow``, -1 where ``fast < slow``, 0 where equal or either is NaN."""
-    with np.errstate(invalid="ignore"):
-        diff = np.asarray(fast, dtype=np.float64) - np.asarray(slow, dtype=np.float64)
-    return np.sign(np.nan_to_num(diff, nan=0.0)).astype(np.int8)
+    return compare(fast, slow)
 
 
 @dataclass(frozen=True, slots=True)
