@@ -22,6 +22,7 @@ import typer
 from traderunner import __version__
 from traderunner.cli import backtest as backtest_cmds
 from traderunner.cli import common
+from traderunner.cli.cache import cache_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
 from traderunner.cli.services import flower, redis_app, worker
@@ -62,6 +63,7 @@ app.command("sweep")(backtest_cmds.sweep)
 app.add_typer(data_app, name="data")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(redis_app, name="redis")
+app.add_typer(cache_app, name="cache")
 app.command("worker")(worker)
 app.command("flower")(flower)
 

@@ -25,6 +25,24 @@ IntArray = npt.NDArray[np.int64]
 COLUMNS = ("open", "high", "low", "close", "volume")
 
 
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One bar: open time ``ts_ns`` (int nanoseconds since the epoch, UTC) and OHLCV.
+
+    The value the latest-candle cache hands out; ``CandleArrays.last()`` builds one.
+    """
+
+    ts_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    symbol: str = ""
+    timeframe: Timeframe | None = None
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class CandleArrays:
     """One symbol's bars as columns. Arrays are treated as read-only; never mutate them.
@@ -75,6 +93,24 @@ class CandleArrays:
             timeframe=self.timeframe,
             source=self.source,
             meta=dict(self.meta),
+        )
+
+    def last(self) -> Candle:
+        """The newest bar as a :class:`Candle`; DataRangeError when there are no bars."""
+        if len(self.ts) == 0:
+            raise DataRangeError(
+                f"no candles for {self.symbol or 'this series'}: load or import some first"
+            )
+        return Candle(
+            ts_ns=int(self.ts[-1]),
+            open=float(self.open[-1]),
+            high=float(self.high[-1]),
+            low=float(self.low[-1]),
+            close=float(self.close[-1]),
+            volume=float(self.volume[-1]),
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            source=self.source,
         )
 
     def between(self, start_ns: int | None, end_ns: int | None) -> CandleArrays:

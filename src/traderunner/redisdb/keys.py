@@ -16,9 +16,7 @@ from dataclasses import dataclass
 JOB_STATE_TTL = 7 * 86400  # job hash: progress and state, mirrored in the store
 JOB_HEARTBEAT_TTL = 15  # a running job refreshes it every few seconds
 JOB_CANCEL_TTL = 7 * 86400  # cancel flag, checked between chunks
-JOB_RESULT_LOCK_TTL = 300  # guards the idempotent result write
 RECONCILER_LOCK_TTL = 30  # one reconciler pass at a time across processes
-WORKER_TTL = 30  # worker presence, refreshed by the worker's heartbeat
 # A rate-limit window key expires one quota window after its last grant; windows are capped
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
@@ -28,7 +26,7 @@ LATEST_CANDLE_MAX_TTL = 86400  # one bar: the timeframe's seconds (60 for M1 ...
 CANDLE_SERIES_TTL = 3600  # default of TRADERUNNER_CACHE_SERIES_TTL
 STRATEGY_CONFIG_TTL = 3600  # default of TRADERUNNER_CACHE_CONFIG_TTL
 PROVIDER_RESPONSE_TTL = 86400  # default of TRADERUNNER_CACHE_RESPONSE_TTL
-CACHE_FILL_LOCK_TTL = 120  # one loader per missing key: 5 s for a candle, 120 s for a series
+CACHE_FILL_LOCK_TTL = 15  # one loader per missing key: 2 s (a candle), 15 s refreshed (a series)
 CACHE_STATS_TTL = 7 * 86400  # refreshed by every flush of a process's counters
 
 
@@ -70,14 +68,6 @@ SCHEMA: tuple[KeySpec, ...] = (
         "set by cancel; queued jobs never start, running ones stop at the next chunk",
     ),
     KeySpec(
-        "job_result_lock",
-        "job:{job_id}:result-lock",
-        "string",
-        JOB_RESULT_LOCK_TTL,
-        "durable",
-        "held while one delivery writes the result (idempotent write)",
-    ),
-    KeySpec(
         "job_events",
         "events:job:{job_id}",
         "channel",
@@ -100,14 +90,6 @@ SCHEMA: tuple[KeySpec, ...] = (
         RECONCILER_LOCK_TTL,
         "durable",
         "one reconciler pass at a time across all processes",
-    ),
-    KeySpec(
-        "worker",
-        "worker:{name}",
-        "string",
-        WORKER_TTL,
-        "durable",
-        "presence of a traderunner worker process",
     ),
     KeySpec(
         "ratelimit",
@@ -184,7 +166,8 @@ SCHEMA: tuple[KeySpec, ...] = (
         CACHE_FILL_LOCK_TTL,
         "cache",
         "held by the one process that loads a missing cache key from the store (stampede "
-        "guard; the others wait for the key); TTL at most the value shown",
+        "guard; the others wait for the key); 2 s for a candle, the value shown for a series "
+        "(refreshed while it loads, so a dead loader's lock soon expires)",
     ),
     KeySpec(
         "cache_stats",
@@ -220,9 +203,6 @@ class Keys:
     def job_cancel(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:cancel"
 
-    def job_result_lock(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:result-lock"
-
     def job_events(self, job_id: str) -> str:
         return f"{self.prefix}events:job:{job_id}"
 
@@ -231,9 +211,6 @@ class Keys:
 
     def reconciler_lock(self) -> str:
         return f"{self.prefix}lock:reconciler"
-
-    def worker(self, name: str) -> str:
-        return f"{self.prefix}worker:{name}"
 
     def ratelimit(self, name: str) -> str:
         """Namespace of the limiter ``name``; its quota keys are ``{this}:{quota}``."""

@@ -162,8 +162,55 @@ class CandleRepository:
         with self._store.transaction(f"read the {tf.value} series of {symbol!r}") as conn:
             return _series_row(conn, symbol, tf.value)
 
+    def last(self, symbol: str, timeframe: Timeframe) -> CandleArrays | None:
+        """The newest stored bar of ``symbol`` as a one-bar CandleArrays, or None if none.
+
+        One indexed query (``ORDER BY ts DESC LIMIT 1`` on the primary key, joined to the
+        series row for the source label and ``meta={"version": ...}``).
+        """
+        tf = Timeframe.parse(timeframe)
+        with self._store.transaction(f"read the last {tf.value} bar of {symbol!r}") as conn:
+            row = conn.execute(_LAST_BAR, {"symbol": symbol, "timeframe": tf.value}).one_or_none()
+        if row is None:
+            return None
+        ts, open_, high, low, close, volume, source, version = tuple(row)
+        return CandleArrays(
+            ts=np.array([int(ts) * NS], dtype=np.int64),
+            open=np.array([open_], dtype=np.float64),
+            high=np.array([high], dtype=np.float64),
+            low=np.array([low], dtype=np.float64),
+            close=np.array([close], dtype=np.float64),
+            volume=np.array([volume], dtype=np.float64),
+            symbol=symbol,
+            timeframe=tf,
+            source=source,
+            meta={"version": int(version)},
+        )
+
 
 # ---------------------------------------------------------------------- helpers
+# Built once: constructing a select costs ~10x what SQLite needs to answer this one.
+_LAST_BAR = (
+    sa.select(
+        candles_table.c.ts,
+        *(candles_table.c[name] for name in _PRICE_COLUMNS),
+        series_table.c.source,
+        series_table.c.version,
+    )
+    .join(
+        series_table,
+        (series_table.c.symbol == candles_table.c.symbol)
+        & (series_table.c.timeframe == candles_table.c.timeframe),
+    )
+    .where(
+        (candles_table.c.symbol == sa.bindparam("symbol"))
+        & (candles_table.c.timeframe == sa.bindparam("timeframe"))
+    )
+    .order_by(candles_table.c.ts.desc())
+    .limit(1)
+)
+
+
 def _check_candles(candles: CandleArrays) -> tuple[str, Timeframe]:
     symbol = candles.symbol.strip()
     if not symbol:

@@ -1,0 +1,188 @@
+"""Stampede protection: one loader per missing key, in the process and in the cluster.
+
+In the process, the first thread to miss a key becomes its leader and the others wait on its
+future. Across processes, the leaders race for a fill lock (``SET NX PX`` in one Lua script
+that first checks whether the value appeared): the winner loads the value from the store,
+writes it and releases the lock; the others poll (1 ms doubling to 50 ms) until the value is
+there. A lock whose holder died expires and the next poller takes it over; a long load (a big
+series) refreshes its lock while it runs. A waiter past its deadline reads the store itself,
+and any Redis failure sends the caller to the store at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import redis
+
+from traderunner.marketdata.cache import codec
+from traderunner.marketdata.cache.clients import error_kind
+from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, Keys
+
+T = TypeVar("T")
+Loaded = tuple[Any, bytes, int]  # value, its cached bytes, TTL in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class FillPolicy:
+    """How one kind of key is filled: fill-lock TTL, longest wait, refresh while loading."""
+
+    lock_ms: int
+    wait_s: float
+    refresh: bool
+
+
+LATEST_FILL = FillPolicy(2000, 3.0, refresh=False)
+SERIES_FILL = FillPolicy(CACHE_FILL_LOCK_TTL * 1000, 600.0, refresh=True)
+
+# KEYS[1] value, KEYS[2] fill lock; ARGV token, lock ms, "1" = the value present is bad.
+# 1: the value is there, 2: we hold the lock (load it), 0: another loader holds it.
+_FILL = """
+if ARGV[3] ~= '1' and redis.call('exists', KEYS[1]) == 1 then return 1 end
+if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end
+return 0
+"""
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+_REFRESH = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
+class Filler:
+    """Fills missing keys, one loader at a time (see the module docstring).
+
+    ``from_store(kind, load)`` runs a load and counts it; ``write(kind, key, raw, ttl)`` caches
+    a value (never raises); ``failed(kind, what, detail)`` records a Redis failure.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        from_store: Callable[[str, Callable[[], Loaded]], Loaded],
+        write: Callable[[str, str, bytes, int], None],
+        failed: Callable[[str, str, str], None],
+    ) -> None:
+        self._r = client
+        self._keys = keys
+        self._from_store = from_store
+        self._write = write
+        self._failed = failed
+        self._flights: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._fill = client.register_script(_FILL)
+        self._release = client.register_script(_RELEASE)
+        self._refresh = client.register_script(_REFRESH)
+
+    def fill(
+        self,
+        kind: str,
+        key: str,
+        decode: Callable[[bytes], T],
+        load: Callable[[], Loaded],
+        policy: FillPolicy,
+        bad: bool,
+    ) -> T:
+        """The value of ``key``: loaded here once, or by whoever is already loading it.
+
+        ``bad``: the value now in Redis is unusable (corrupt, wrong type) and must be replaced.
+        """
+        with self._lock:
+            future = self._flights.get(key)
+            leader = future is None
+            if future is None:
+                future = self._flights[key] = Future()
+        if not leader:
+            try:
+                return cast(T, future.result(timeout=policy.wait_s))
+            except FutureTimeout:
+                return cast(T, self._from_store(kind, load)[0])
+        try:
+            value = self._fill_cluster(kind, key, decode, load, policy, bad)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+
+    def _fill_cluster(
+        self,
+        kind: str,
+        key: str,
+        decode: Callable[[bytes], T],
+        load: Callable[[], Loaded],
+        policy: FillPolicy,
+        bad: bool,
+    ) -> T:
+        lock_key = self._keys.cache_fill_lock(key)
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + policy.wait_s
+        delay = 0.001
+        while True:
+            try:
+                state = int(
+                    self._fill(keys=[key, lock_key], args=[token, policy.lock_ms, int(bad)])
+                )
+                raw = cast(bytes | None, self._r.get(key)) if state == 1 else None
+            except redis.RedisError as exc:
+                self._failed(kind, error_kind(exc), str(exc))
+                return cast(T, self._from_store(kind, load)[0])
+            if state == 1:
+                if raw is None:
+                    continue  # expired or evicted between EXISTS and GET
+                try:
+                    return decode(raw)
+                except codec.CorruptValueError:
+                    bad = True
+                    continue
+            if state == 2:
+                with self._holding(lock_key, token, policy):
+                    value, encoded, ttl = self._from_store(kind, load)
+                    self._write(kind, key, encoded, ttl)
+                return cast(T, value)
+            # Another process is loading it. Its value replaces any bad one we saw.
+            bad = False
+            if time.monotonic() >= deadline:
+                return cast(T, self._from_store(kind, load)[0])
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def _holding(self, lock_key: str, token: str, policy: FillPolicy) -> Iterator[None]:
+        done = threading.Event()
+        keeper: threading.Thread | None = None
+        if policy.refresh:
+            # A long load keeps its lock alive; if this process dies, the lock expires soon
+            # and a waiter takes over.
+            def keep() -> None:
+                while not done.wait(policy.lock_ms / 3000):
+                    with contextlib.suppress(redis.RedisError):
+                        self._refresh(keys=[lock_key], args=[token, policy.lock_ms])
+
+            keeper = threading.Thread(target=keep, name="market-cache-fill", daemon=True)
+            keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if keeper is not None:
+                keeper.join(1.0)
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[lock_key], args=[token])

@@ -1,0 +1,94 @@
+"""``traderunner cache stats``: real processes against the real cache server, or none."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.redishelpers import free_port
+from traderunner.config import Settings
+from traderunner.domain import Timeframe
+from traderunner.marketdata.cache import MarketCache
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "traderunner", "cache", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "TRADERUNNER_DATA_DIR": str(settings.data_dir),
+        "TRADERUNNER_REDIS_URL": settings.redis_url,
+        "TRADERUNNER_CACHE_URL": settings.cache_url,
+        "TRADERUNNER_REDIS_PREFIX": settings.redis_prefix,
+    }
+
+
+def test_stats_reports_what_the_processes_counted(settings: Settings, cache: MarketCache) -> None:
+    for _ in range(5):
+        cache.latest("AAA", Timeframe.M5)
+    cache.series("AAA", Timeframe.M5)
+    cache.series("AAA", Timeframe.M5)
+    cache.close()  # flushes this process's counts
+    ran = _run("stats", "--json", **_env(settings))
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+    assert found["misses"] == 2 and found["store_loads"] == 2
+    assert found["hits"] + found["local_hits"] == 5
+    assert found["kinds"]["series"]["hits"] == 1
+    assert found["keys"] >= 3  # latest, series, stats
+    assert found["memory_used"] > 0 and found["policy"] == "allkeys-lru"
+    table = _run("stats", **_env(settings))
+    assert table.returncode == 0, table.stderr
+    for word in ("hits (in process)", "misses", "memory", "allkeys-lru", "series"):
+        assert word in table.stdout
+
+
+def test_a_cache_server_that_is_not_running_is_one_line(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    ran = _run(
+        "stats",
+        TRADERUNNER_DATA_DIR=str(tmp_path),
+        TRADERUNNER_REDIS_URL=url,
+        TRADERUNNER_CACHE_URL=url,
+    )
+    assert ran.returncode == 2
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the cache Redis at ")
+    assert "is not running" in lines[0] and "traderunner redis start" in lines[0]
+    assert ran.stdout == ""
+
+
+def test_the_embedded_cache_never_started_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    ran = _run(
+        "stats", "--json", TRADERUNNER_DATA_DIR=str(tmp_path), TRADERUNNER_CACHE_PORT=str(port)
+    )
+    assert ran.returncode == 2
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and "embedded cache server is not running" in lines[0]
+    assert not (tmp_path / "redis").exists()  # no password, no config, no server
+
+
+def test_the_embedded_cache_stopped_is_one_line(tmp_path: Path) -> None:
+    from traderunner.config import load_settings
+    from traderunner.redisdb.embedded import ensure_password
+
+    ensure_password(load_settings(data_dir=tmp_path))  # it ran once, and is stopped now
+    ran = _run("stats", TRADERUNNER_DATA_DIR=str(tmp_path), TRADERUNNER_CACHE_PORT=str(free_port()))
+    assert ran.returncode == 2
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the embedded cache server at redis://:***@127.0.0.1:" in lines[0]
+    password = (tmp_path / "redis" / "password").read_text().strip()
+    assert password not in ran.stderr
