@@ -1,7 +1,9 @@
-"""``traderunner data ...``: import candle files, load demo data, list what is stored."""
+"""``traderunner data ...``: import, generate, fetch, list and check market data in the store."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +13,10 @@ from traderunner.cli import common
 from traderunner.cli.render import series_table
 
 if TYPE_CHECKING:
+    from traderunner.config import Settings
+    from traderunner.domain.timeframe import Timeframe
+    from traderunner.marketdata.fetch import FetchReport
+    from traderunner.marketdata.gaps import GapReport
     from traderunner.store import SeriesInfo
 
 data_app = typer.Typer(
@@ -116,3 +122,274 @@ def list_(
         )
         return
     out.print(series_table(series, title=f"{len(series)} series in the store"))
+
+
+# ------------------------------------------------------------------ fetch and gaps
+@contextmanager
+def _open_provider(name: str, settings: Settings, timeframe: Timeframe) -> Iterator[Any]:
+    """The provider for ``--provider``: EODHD with the shared limiter and response cache."""
+    from traderunner.errors import ConfigError, OptionError
+
+    key = name.strip().lower()
+    if key == "synthetic":
+        from traderunner.marketdata import SyntheticProvider
+
+        yield SyntheticProvider()
+        return
+    if key != "eodhd":
+        raise OptionError(
+            f"unknown provider {name!r}: use --provider eodhd (or synthetic for generated data)"
+        )
+    from traderunner.marketdata.providers.eodhd import EodhdProvider, check_timeframe
+
+    check_timeframe(timeframe)
+    if not settings.eodhd_token.get_secret_value().strip():
+        raise ConfigError(
+            "no EODHD API token: set TRADERUNNER_EODHD_TOKEN (your token from eodhd.com)"
+        )
+    from traderunner.cli.services import ensure_redis
+    from traderunner.marketdata.cache import RedisResponseCache
+    from traderunner.ratelimit import limiter_from_settings
+
+    ensure_redis(settings)  # the quota is shared through the durable Redis
+    limiter = limiter_from_settings(settings)
+    responses = RedisResponseCache.from_settings(settings)
+    provider = EodhdProvider(
+        settings.eodhd_token,
+        base_url=settings.eodhd_base_url,
+        limiter=limiter,
+        response_cache=responses,
+        timeout=settings.eodhd_timeout,
+        intraday_cost=settings.eodhd_intraday_cost,
+    )
+    try:
+        yield provider
+    finally:
+        provider.close()
+        responses.close()
+        limiter.close()
+
+
+def _span(lo: int, hi: int) -> dict[str, str]:
+    return {"from": common.iso_ns(lo), "to": common.iso_ns(hi)}
+
+
+def _fetch_dict(report: FetchReport, provider: str) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "provider": provider,
+        "timeframe": report.timeframe.value,
+        **_span(report.start_ns, report.end_ns),
+        "bars_written": report.bars_written,
+        "requests": report.requests,
+        "cache_hits": report.cache_hits,
+        "symbols": [
+            {
+                "symbol": s.symbol,
+                "ok": s.ok,
+                "bars_written": s.bars_written,
+                "requests": s.requests,
+                "cache_hits": s.cache_hits,
+                "asked": [_span(lo, hi) for lo, hi in s.asked],
+                "missing": [_span(m.start_ns, m.end_ns) | {"reason": m.reason} for m in s.missing],
+                "error": s.error,
+            }
+            for s in report.symbols
+        ],
+    }
+
+
+@data_app.command("fetch")
+def fetch(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbols",
+            "-s",
+            help="Symbols as CODE.EXCHANGE, comma-separated, e.g. AAPL.US,TSLA.US.",
+            show_default=False,
+        ),
+    ] = None,
+    provider: Annotated[
+        str, typer.Option("--provider", help="eodhd, or synthetic (generated, offline).")
+    ] = "eodhd",
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", "-t", help="Bar size: M1 M5 H1 D1 (EODHD).")
+    ] = "M5",
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="First day (YYYY-MM-DD or ISO time, UTC).", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Last day, inclusive (default: now).", show_default=False),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fetch candles into the store, asking only for what it lacks (rerun to resume).
+
+    Every chunk is stored as it arrives. Exit 1 when something could not be fetched (the
+    report says what is stored and what is missing), 2 on bad input.
+    """
+    from datetime import UTC, datetime
+
+    from traderunner.domain.period import Period
+    from traderunner.errors import DataRangeError, OptionError
+    from traderunner.marketdata.fetch import fetch_to_store
+
+    state = common.get_state(ctx)
+    wanted = common.split_symbols(symbols)
+    if not wanted:
+        raise OptionError("--symbols is required, e.g. --symbols AAPL.US,TSLA.US")
+    if not start or not start.strip():
+        raise DataRangeError("--from is required: the first day to fetch, e.g. --from 2024-01-02")
+    period = Period.parse(start, end)
+    tf = common.parse_timeframe(timeframe)
+    assert period.start is not None  # --from is given
+    with (
+        _open_provider(provider, state.settings, tf) as source,
+        common.open_store(state.settings) as store,
+        common.progress_bar(common.show_progress(json_output), f"fetching {tf.value}") as bar,
+    ):
+        report = fetch_to_store(
+            store, source, wanted, tf, period.start, period.end or datetime.now(UTC), progress=bar
+        )
+    if json_output:
+        common.print_json(_fetch_dict(report, provider.strip().lower()))
+    else:
+        _print_fetch(report)
+        if source.name == "synthetic":
+            common.warn_synthetic(wanted, console=common.out_console())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_fetch(report: FetchReport) -> None:
+    from rich.table import Table
+
+    out = common.out_console()
+    table = Table(title=f"fetched {report.timeframe.value}", title_justify="left")
+    for column in ("symbol", "asked for", "bars written", "requests", "cache hits", "status"):
+        table.add_column(column, justify="right" if column[0] in "brc" else "left")
+    for s in report.symbols:
+        asked = ", ".join(f"{common.short_ns(lo)} .. {common.short_ns(hi)}" for lo, hi in s.asked)
+        status = "ok" if s.ok else "[red]incomplete[/]"
+        table.add_row(
+            s.symbol,
+            asked or "nothing (all stored)",
+            f"{s.bars_written:,}",
+            str(s.requests),
+            str(s.cache_hits),
+            status,
+        )
+    out.print(table)
+    for s in report.symbols:
+        for m in s.missing:
+            out.print(
+                f"missing {s.symbol} {common.short_ns(m.start_ns)} .. "
+                f"{common.short_ns(m.end_ns)}: {m.reason}",
+                markup=False,
+            )
+    if not report.ok:
+        out.print("run the same command again to fetch only what is missing", markup=False)
+
+
+def _gaps_dict(report: GapReport, first_ns: int | None, last_ns: int | None) -> dict[str, Any]:
+    return {
+        "symbol": report.symbol,
+        "timeframe": report.timeframe.value,
+        "bars": report.bars,
+        "first": common.iso_ns(first_ns),
+        "last": common.iso_ns(last_ns),
+        "sessions_checked": report.sessions_checked,
+        "clean": report.clean,
+        "missing_sessions": [d.isoformat() for d in report.missing_sessions],
+        "missing_runs": [
+            {"from": a.isoformat(), "to": b.isoformat()} for a, b in report.missing_runs()
+        ],
+        "gaps": [
+            {"session": g.session.isoformat(), **_span(g.start_ns, g.end_ns), "bars": g.bars}
+            for g in report.gaps
+        ],
+        "missing_bars": report.missing_bars,
+        "duplicates": [common.iso_ns(t) for t in report.duplicates],
+        "outside_session": report.outside_session,
+    }
+
+
+@data_app.command("gaps")
+def gaps(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Option("--symbol", help="Stored symbol, e.g. AAPL.US.")],
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.")
+    ] = "M5",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Check from this day (default: first bar).", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Check to this day (default: last bar).", show_default=False),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Missing sessions, missing bars inside sessions and duplicates of a stored series.
+
+    Sessions are US equity hours (09:30-16:00 New York, weekdays); holidays are not known, so
+    a single missing weekday is usually one.
+    """
+    from traderunner.domain.period import Period
+    from traderunner.marketdata.gaps import find_gaps
+
+    state = common.get_state(ctx)
+    name = symbol.strip().upper()
+    tf = common.parse_timeframe(timeframe)
+    period = Period.parse(start, end)
+    with common.open_store(state.settings) as store:
+        candles = store.candles.load(name, tf, period.start_ns, period.end_ns)
+    report = find_gaps(candles, tf, start_ns=period.start_ns, end_ns=period.end_ns)
+    first = int(candles.ts[0]) if len(candles) else None
+    last = int(candles.ts[-1]) if len(candles) else None
+    if json_output:
+        common.print_json(_gaps_dict(report, first, last))
+        return
+    _print_gaps(report, first, last)
+
+
+def _print_gaps(report: GapReport, first: int | None, last: int | None) -> None:
+    out = common.out_console()
+    out.print(
+        f"{report.symbol} {report.timeframe.value}: {report.bars:,} bars, "
+        f"{common.short_ns(first)} .. {common.short_ns(last)}, "
+        f"{report.sessions_checked} weekday sessions checked",
+        markup=False,
+    )
+    runs = report.missing_runs()
+    shown = ", ".join(
+        a.isoformat() if a == b else f"{a.isoformat()} .. {b.isoformat()}" for a, b in runs[:20]
+    )
+    more = f" and {len(runs) - 20} more" if len(runs) > 20 else ""
+    out.print(
+        f"missing sessions: {len(report.missing_sessions)}"
+        + (f" ({shown}{more}; a single weekday is usually a holiday)" if runs else ""),
+        markup=False,
+    )
+    out.print(
+        f"gaps inside sessions: {len(report.gaps)} ({report.missing_bars:,} bars missing)",
+        markup=False,
+    )
+    for g in report.gaps[:20]:
+        out.print(
+            f"  {g.session.isoformat()}: {g.bars} bar(s) from {common.short_ns(g.start_ns)} "
+            f"to {common.short_ns(g.end_ns)}",
+            markup=False,
+        )
+    if len(report.gaps) > 20:
+        out.print(f"  ... {len(report.gaps) - 20} more (use --json for all)", markup=False)
+    out.print(f"duplicates: {len(report.duplicates)}", markup=False)
+    if report.outside_session:
+        out.print(f"bars outside session hours: {report.outside_session:,}", markup=False)

@@ -30,4 +30,18 @@ class Provider(Protocol):
         ...
 
 
-__all__ = ["Provider", "SyntheticProvider", "synthetic_candles"]
+@runtime_checkable
+class ResponseCache(Protocol):
+    """Raw provider responses by key, so a repeated fetch costs no API call.
+
+    ``key`` is an opaque hash of the request (endpoint, symbol, interval, range), never of
+    the API token. ``get`` returns None on a miss; implementations choose the lifetime and
+    must not raise on a cache failure (a failure is a miss).
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+
+__all__ = ["Provider", "ResponseCache", "SyntheticProvider", "synthetic_candles"]
