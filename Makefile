@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/cache.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
