@@ -101,6 +101,27 @@ class JobBoard:
         self._live(job_id, live)
         return True
 
+    def start(self, job_id: str, worker: str) -> JobRecord | None:
+        """QUEUED/RUNNING -> RUNNING with one more attempt, in the store then live.
+
+        Returns the started record, or None when the job is unknown or not runnable.
+        """
+        record = self.store.jobs.start(job_id, worker)
+        if record is None:
+            return None
+        self._live(
+            job_id,
+            {
+                "state": record.state.value,
+                "attempts": str(record.attempts),
+                "worker": worker,
+                "error": "",
+                "message": record.message,
+                "updated": f"{time.time():.6f}",
+            },
+        )
+        return record
+
     def progress(self, job_id: str, fraction: float, message: str = "") -> None:
         """Progress between state changes: Redis only (hash + event), never the store."""
         self._live(

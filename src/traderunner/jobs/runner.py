@@ -103,65 +103,69 @@ class RetryableError(Exception):
 
 
 def execute(ctx: WorkerContext, job_id: str) -> str:
-    """Run one delivery of ``job_id``; returns what happened (for logs and tests)."""
-    record = ctx.store.jobs.get(job_id)
-    if record is None:
-        log.warning("job %s: no record in the store; message dropped", job_id)
-        return "unknown"
-    if record.state in (JobState.SUCCEEDED, JobState.FAILED):
-        return "already-finished"
-    if record.state is JobState.CANCELLED or ctx.board.cancel_requested(job_id):
-        ctx.board.transition(
-            job_id,
-            JobState.CANCELLED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            message="cancelled before it started",
-        )
-        return "cancelled"
+    """Run one delivery of ``job_id``; returns what happened (for logs and tests).
+
+    The common path costs one Lua call (claim) and one compare-and-set UPDATE ... RETURNING
+    (start) before the work; the record is read separately only when the job cannot start.
+    """
     token = f"{ctx.worker_name}:{secrets.token_hex(4)}"
     hb_key = ctx.keys.job_heartbeat(job_id)
-    if not ctx.durable.set(hb_key, token, nx=True, ex=ctx.heartbeat_ttl):
-        return "duplicate"
+    claimed = int(
+        ctx.durable.eval(  # type: ignore[arg-type]
+            _CLAIM, 2, hb_key, ctx.keys.job_cancel(job_id), token, ctx.heartbeat_ttl
+        )
+    )
+    if claimed == 0:
+        return "duplicate"  # another live worker holds it
     try:
-        return _run_claimed(ctx, record, token)
+        if claimed < 0:
+            ctx.board.transition(
+                job_id,
+                JobState.CANCELLED,
+                expect=(JobState.QUEUED, JobState.RUNNING),
+                message="cancelled before it started",
+            )
+            return "cancelled"
+        record = ctx.board.start(job_id, ctx.worker_name)
+        if record is None:
+            return _not_runnable(ctx, job_id)
+        return _run_started(ctx, record, token)
     finally:
         with contextlib.suppress(redis.RedisError):  # else it expires on its own
             ctx.durable.eval(_RELEASE, 1, hb_key, token)
 
 
-def _run_claimed(ctx: WorkerContext, record: JobRecord, token: str) -> str:
+def _not_runnable(ctx: WorkerContext, job_id: str) -> str:
+    record = ctx.store.jobs.get(job_id)
+    if record is None:
+        log.warning("job %s: no record in the store; message dropped", job_id)
+        return "unknown"
+    return "cancelled" if record.state is JobState.CANCELLED else "already-finished"
+
+
+def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
+    """The job is RUNNING in the store with ``record.attempts`` counting this delivery."""
     job_id = record.id
-    # A job that never started cannot have a result; only redeliveries need to look.
-    if record.attempts > 0 and _has_result(ctx, record):
+    # A job on its first delivery cannot have a result; only redeliveries need to look.
+    if record.attempts > 1 and _has_result(ctx, record):
         ctx.board.transition(
             job_id,
             JobState.SUCCEEDED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
+            expect=(JobState.RUNNING,),
             progress=1.0,
             message="result already recorded",
         )
         _after_success(ctx, record)
         return "already-recorded"
-    attempts = record.attempts + 1
-    if attempts > ctx.settings.job_max_attempts:
+    if record.attempts > ctx.settings.job_max_attempts:
         ctx.board.transition(
             job_id,
             JobState.FAILED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            error=f"gave up after {record.attempts} attempts (its worker was lost each time)",
+            expect=(JobState.RUNNING,),
+            error=f"gave up after {record.attempts - 1} attempts (its worker was lost each time)",
         )
         _after_failure(ctx, record)
         return "gave-up"
-    if not ctx.board.transition(
-        job_id,
-        JobState.RUNNING,
-        expect=(JobState.QUEUED, JobState.RUNNING),
-        attempts=attempts,
-        worker=ctx.worker_name,
-        error="",
-        message="started",
-    ):
-        return "not-runnable"
     _parent_running(ctx, record)
     try:
         with ctx.heartbeats.hold(ctx.keys.job_heartbeat(job_id), token):
@@ -181,7 +185,7 @@ def _run_claimed(ctx: WorkerContext, record: JobRecord, token: str) -> str:
             job_id,
             JobState.QUEUED,
             expect=(JobState.RUNNING,),
-            attempts=record.attempts,
+            attempts=record.attempts - 1,
             message=f"retrying: {exc}",
         )
         raise RetryableError(str(exc)) from exc

@@ -142,6 +142,41 @@ class JobRepository:
                         )
             return changed
 
+    def start(self, job_id: str, worker: str) -> JobRecord | None:
+        """Compare-and-set a queued or running job to running with one more attempt.
+
+        One ``UPDATE ... RETURNING`` (SQLite >= 3.35, PostgreSQL): the worker learns the job's
+        record and starts it in one statement. None when the job is unknown or has ended.
+        """
+        now = _now()
+        runnable = [JobState.QUEUED.value, JobState.RUNNING.value]
+        stmt = (
+            jobs_table.update()
+            .where(jobs_table.c.id == job_id, jobs_table.c.state.in_(runnable))
+            .values(
+                state=JobState.RUNNING.value,
+                attempts=jobs_table.c.attempts + 1,
+                worker=worker,
+                error="",
+                message="started",
+                started_at=now,
+                updated_at=now,
+            )
+        )
+        with self._store.transaction(f"start job {job_id}") as conn:
+            if self._store.engine.dialect.update_returning:
+                row = conn.execute(stmt.returning(*jobs_table.c)).mappings().first()
+            else:  # pragma: no cover - backends without UPDATE ... RETURNING
+                changed = conn.execute(stmt).rowcount > 0
+                row = (
+                    conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id))
+                    .mappings()
+                    .first()
+                    if changed
+                    else None
+                )
+        return record_from_row(row) if row else None
+
     def get(self, job_id: str) -> JobRecord | None:
         with self._store.transaction(f"read job {job_id}") as conn:
             row = (
