@@ -30,6 +30,7 @@ ENV_FIELDS = (
     "reconcile_grace",
     "strategy_path",
     "job_time_limit",
+    "worker_stall_timeout",
 )
 
 
@@ -56,6 +57,11 @@ class WorkerProcess:
         self.starts = 0
 
     @property
+    def node_name(self) -> str:
+        """The Celery node name of the current start (``-n``)."""
+        return f"test{self.starts}-{os.getpid()}@localhost"
+
+    @property
     def log_path(self) -> Path:
         return self.log_dir / f"worker-{self.starts}.log"
 
@@ -73,7 +79,7 @@ class WorkerProcess:
                 "--loglevel",
                 "INFO",
                 "--name",
-                f"test{self.starts}-{os.getpid()}@localhost",
+                self.node_name,
             ],
             env=settings_env(self.settings),
             stdout=log,

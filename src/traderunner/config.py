@@ -29,6 +29,8 @@ Settings
     reconcile_interval  seconds between reconciler passes in each worker (default 5)
     reconcile_grace     age in seconds before a queued job missing from the broker is
                     re-enqueued (default 10)
+    worker_stall_timeout  seconds an idle worker may leave waiting messages untaken before it
+                    restarts itself (its consumer is stuck after a broker reconnect; default 60)
     eodhd_token     EODHD API token (secret: never logged or printed)
     eodhd_base_url  EODHD API base (default https://eodhd.com/api)
     eodhd_calls_per_minute / eodhd_calls_per_day  the plan's quotas, shared by every process
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1, le=100)
     reconcile_interval: float = Field(default=5.0, gt=0, le=3600)
     reconcile_grace: float = Field(default=10.0, ge=0, le=86400)
+    worker_stall_timeout: float = Field(default=60.0, gt=0, le=86400)
 
     # -- market data: the EODHD provider, its shared rate limit, the cache ------------------
     eodhd_token: SecretStr = SecretStr("")

@@ -166,6 +166,31 @@ def test_pickle_payload_in_a_queue_is_rejected_and_runs_no_code(
         assert "ContentDisallowed" in logs or "disallowed" in logs.lower()
 
 
+def test_a_worker_whose_consumer_stops_restarts_itself(
+    tmp_path: Path, redis_pair: RedisPair
+) -> None:
+    # Celery's own remote control makes the consumer stop taking messages: from outside that
+    # is what a consumer stuck after a broker reconnect looks like.
+    from traderunner.jobs.app import make_celery
+
+    with job_env(redis_pair, tmp_path) as env:
+        app = make_celery(env.settings)
+        node = env.worker.node_name
+        for queue in ("interactive", "batch"):
+            replies = app.control.cancel_consumer(queue, destination=[node], reply=True, timeout=5)
+            assert replies, f"{node} did not answer cancel_consumer"
+        assert env.worker.proc is not None
+        pid = env.worker.proc.pid
+        job = env.client.submit(NoopSpec())
+        time.sleep(2.0)
+        assert env.client.status(job.id).state is JobState.QUEUED  # nobody takes it now
+        done = env.client.wait(job.id, timeout=90)
+        assert done.state is JobState.SUCCEEDED, env.worker.logs()[-3000:]
+        assert "restarting in place" in env.worker.logs()
+        assert env.worker.proc.poll() is None and env.worker.proc.pid == pid  # same process
+        app.close()
+
+
 CLIENT_SCRIPT = """
 import json, sys
 from traderunner.config import load_settings

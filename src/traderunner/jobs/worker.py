@@ -8,9 +8,14 @@ and handles TERM as a warm shutdown (Celery's default: finish the jobs in hand, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import sys
+import threading
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -101,6 +106,78 @@ def build_app(settings: Settings, *, name: str | None = None) -> Celery:
     return app
 
 
+class StallWatchdog(threading.Thread):
+    """Restart this worker in place when its consumer stops taking messages.
+
+    Celery/kombu workers have been seen (here too, rarely, in the Redis-restart chaos test;
+    upstream in celery#8030, #9054, #10205) to reconnect after the broker restarted and then
+    never take another message. This thread, in the main process, watches for exactly that:
+    messages waiting in this worker's queues while it holds no task and has received none for
+    ``settings.worker_stall_timeout`` seconds. Then nothing is in flight, so it kills its idle
+    pool processes and re-executes itself with the same command line (same pid), which builds
+    a fresh consumer.
+    """
+
+    def __init__(self, settings: Settings, queues: tuple[Queue, ...]) -> None:
+        super().__init__(name="traderunner-stall-watchdog", daemon=True)
+        self.settings = settings
+        self.queues = queues
+        self.last_seen = time.monotonic()
+        self._stop_event = threading.Event()
+
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        from celery.worker import state as worker_state
+
+        from traderunner.jobs.queueing import queue_lengths
+
+        durable = connect(resolve_urls(self.settings).durable, name="traderunner-watchdog")
+        keys = Keys(self.settings.redis_prefix)
+        interval = min(max(self.settings.worker_stall_timeout / 5.0, 0.2), 10.0)
+        while not self._stop_event.wait(interval):
+            try:
+                lengths = queue_lengths(durable, keys)
+            except Exception:  # broker down: nothing to judge until it is back
+                self.touch()
+                continue
+            waiting = sum(lengths[q.value] for q in self.queues)
+            if not waiting or worker_state.reserved_requests:
+                self.touch()
+                continue
+            if time.monotonic() - self.last_seen > self.settings.worker_stall_timeout:
+                log.error(
+                    "worker: %d message(s) waiting for %.0fs while this worker holds none: its "
+                    "consumer is stuck (a known Celery/kombu failure after a broker reconnect); "
+                    "restarting in place",
+                    waiting,
+                    self.settings.worker_stall_timeout,
+                )
+                restart_in_place()
+
+
+def restart_in_place() -> None:
+    """Kill this process's (idle) pool children, then exec the same command line again."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGKILL)
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -122,10 +199,17 @@ def run_worker(
     node = name or f"traderunner-{os.getpid()}@{host}"
     app = build_app(settings, name=node)
     reconciler = ReconcilerThread(settings, app, node)
+    watchdog = StallWatchdog(settings, queues)
 
     @signals.worker_ready.connect(weak=False)
     def _start_reconciler(**_: Any) -> None:
         reconciler.start()
+        watchdog.touch()
+        watchdog.start()
+
+    @signals.task_received.connect(weak=False)
+    def _seen_message(**_: Any) -> None:
+        watchdog.touch()
 
     @signals.worker_process_init.connect(weak=False)
     def _warm_pool_process(**_: Any) -> None:
@@ -137,6 +221,7 @@ def run_worker(
     @signals.worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
         reconciler.stop()
+        watchdog.stop()
 
     argv = [
         "worker",

@@ -28,6 +28,44 @@ if TYPE_CHECKING:
 
 _TEXT_DEFAULTS = {"message": "", "worker": "", "error": "", "owner": ""}
 
+# Statements are built once and reused with bound parameters: building an UPDATE costs more
+# CPU than running it on SQLite, and jobs change state several times each.
+_UPDATES: dict[tuple[tuple[str, ...], bool], Any] = {}
+_GET = sa.select(jobs_table).where(jobs_table.c.id == sa.bindparam("_id"))
+_START = (
+    jobs_table.update()
+    .where(
+        jobs_table.c.id == sa.bindparam("_id"),
+        jobs_table.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+    )
+    .values(
+        state=JobState.RUNNING.value,
+        attempts=jobs_table.c.attempts + 1,
+        worker=sa.bindparam("_worker"),
+        error="",
+        message="started",
+        started_at=sa.bindparam("_now"),
+        updated_at=sa.bindparam("_now"),
+    )
+)
+_START_RETURNING = _START.returning(*jobs_table.c)
+_RESULT_INSERTS: dict[str, Any] = {
+    "sqlite": sqlite.insert(results_table).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(results_table).on_conflict_do_nothing(),
+}
+
+
+def _update_statement(fields: tuple[str, ...], with_expect: bool) -> Any:
+    key = (fields, with_expect)
+    stmt = _UPDATES.get(key)
+    if stmt is None:
+        stmt = jobs_table.update().where(jobs_table.c.id == sa.bindparam("_id"))
+        if with_expect:
+            stmt = stmt.where(jobs_table.c.state.in_(sa.bindparam("_expect", expanding=True)))
+        stmt = stmt.values({name: sa.bindparam(f"v_{name}") for name in fields})
+        _UPDATES[key] = stmt
+    return stmt
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -124,22 +162,15 @@ class JobRepository:
         with self._store.transaction(f"update job {job_id}") as conn:
             changed = conn.execute(stmt).rowcount > 0
             if changed and result is not None:
-                insert = self._insert_result(job_id, *result)
+                insert = _RESULT_INSERTS.get(self._store.dialect)
                 if insert is not None:
-                    conn.execute(insert)
+                    conn.execute(insert, self._result_row(job_id, *result))
                 else:  # pragma: no cover - backends without ON CONFLICT: check, then insert
                     found = conn.execute(
                         sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)
                     ).first()
                     if not found:
-                        conn.execute(
-                            results_table.insert().values(
-                                job_id=job_id,
-                                kind=result[0].value,
-                                created_at=_now(),
-                                payload=dict(result[1]),
-                            )
-                        )
+                        conn.execute(results_table.insert(), self._result_row(job_id, *result))
             return changed
 
     def start(self, job_id: str, worker: str) -> JobRecord | None:
@@ -148,33 +179,13 @@ class JobRepository:
         One ``UPDATE ... RETURNING`` (SQLite >= 3.35, PostgreSQL): the worker learns the job's
         record and starts it in one statement. None when the job is unknown or has ended.
         """
-        now = _now()
-        runnable = [JobState.QUEUED.value, JobState.RUNNING.value]
-        stmt = (
-            jobs_table.update()
-            .where(jobs_table.c.id == job_id, jobs_table.c.state.in_(runnable))
-            .values(
-                state=JobState.RUNNING.value,
-                attempts=jobs_table.c.attempts + 1,
-                worker=worker,
-                error="",
-                message="started",
-                started_at=now,
-                updated_at=now,
-            )
-        )
+        params = {"_id": job_id, "_worker": worker, "_now": _now()}
         with self._store.transaction(f"start job {job_id}") as conn:
             if self._store.engine.dialect.update_returning:
-                row = conn.execute(stmt.returning(*jobs_table.c)).mappings().first()
+                row = conn.execute(_START_RETURNING, params).mappings().first()
             else:  # pragma: no cover - backends without UPDATE ... RETURNING
-                changed = conn.execute(stmt).rowcount > 0
-                row = (
-                    conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id))
-                    .mappings()
-                    .first()
-                    if changed
-                    else None
-                )
+                changed = conn.execute(_START, params).rowcount > 0
+                row = conn.execute(_GET, params).mappings().first() if changed else None
         return record_from_row(row) if row else None
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -230,40 +241,30 @@ class JobRepository:
         with self._store.transaction(f"count children of {parent}") as conn:
             return {JobState(s): int(n) for s, n in conn.execute(stmt).all()}
 
-    def _insert_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> Any:
-        values = {
+    @staticmethod
+    def _result_row(job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return {
             "job_id": job_id,
             "kind": kind.value,
             "created_at": _now(),
             "payload": dict(payload),
         }
-        dialect = self._store.dialect
-        if dialect == "sqlite":
-            return sqlite.insert(results_table).values(values).on_conflict_do_nothing()
-        if dialect == "postgresql":
-            return postgresql.insert(results_table).values(values).on_conflict_do_nothing()
-        return None
 
     def save_result(self, job_id: str, kind: JobKind, payload: Mapping[str, Any]) -> bool:
         """Insert the job's result unless one exists; True when this call wrote it."""
-        stmt = self._insert_result(job_id, kind, payload)
-        if stmt is None:  # pragma: no cover - other backends: check, then insert
-            values = {
-                "job_id": job_id,
-                "kind": kind.value,
-                "created_at": _now(),
-                "payload": dict(payload),
-            }
-            with self._store.transaction(f"save result of {job_id}") as conn:
-                found = conn.execute(
-                    sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)
-                ).first()
-                if found:
-                    return False
-                conn.execute(results_table.insert().values(values))
-                return True
+        row = self._result_row(job_id, kind, payload)
+        insert = _RESULT_INSERTS.get(self._store.dialect)
         with self._store.transaction(f"save result of {job_id}") as conn:
-            return conn.execute(stmt).rowcount > 0
+            if insert is not None:
+                return conn.execute(insert, row).rowcount > 0
+            # pragma: no cover - backends without ON CONFLICT: check, then insert
+            found = conn.execute(
+                sa.select(results_table.c.job_id).where(results_table.c.job_id == job_id)
+            ).first()
+            if found:
+                return False
+            conn.execute(results_table.insert(), row)
+            return True
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         with self._store.transaction(f"read result of {job_id}") as conn:
