@@ -87,6 +87,29 @@ class WorkerContext:
     heartbeats: Heartbeats
     market: MarketCache | None = None  # candles through the series cache when set
 
+    @classmethod
+    def open(
+        cls, settings: Settings, name: str, *, store: Store | None = None, cache: bool = True
+    ) -> WorkerContext:
+        """Build the connections of one worker process (after any fork); ``cache=False``
+        loads candles from the store without the series cache."""
+        from traderunner.marketdata.cache import MarketCache
+        from traderunner.redisdb.connection import connect, resolve_urls
+
+        store = store or Store.connect(settings.resolved_store_url)
+        durable = connect(resolve_urls(settings).durable, name=name)
+        keys = Keys(settings.redis_prefix)
+        return cls(
+            settings,
+            store,
+            durable,
+            keys,
+            JobBoard(store, durable, keys),
+            name,
+            Heartbeats(durable, settings.job_heartbeat_ttl),
+            MarketCache.from_settings(settings, store) if cache else None,
+        )
+
     @property
     def heartbeat_ttl(self) -> int:
         return self.settings.job_heartbeat_ttl

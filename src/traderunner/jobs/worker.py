@@ -23,10 +23,8 @@ from celery import Celery, signals
 from traderunner.config import Settings
 from traderunner.domain.jobs import Queue
 from traderunner.jobs.app import TASK_RUN_JOB, make_celery
-from traderunner.jobs.board import JobBoard
 from traderunner.jobs.reconciler import ReconcilerThread
-from traderunner.jobs.runner import Heartbeats, RetryableError, WorkerContext, execute
-from traderunner.marketdata.cache import MarketCache
+from traderunner.jobs.runner import RetryableError, WorkerContext, execute
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
@@ -43,19 +41,7 @@ def worker_context(settings: Settings, name: str) -> WorkerContext:
     ctx = _contexts.get(pid)
     if ctx is None:
         _contexts.clear()  # inherited from a parent process: never reuse its connections
-        store = Store.connect(settings.resolved_store_url)
-        durable = connect(resolve_urls(settings).durable, name=name)
-        keys = Keys(settings.redis_prefix)
-        ctx = WorkerContext(
-            settings,
-            store,
-            durable,
-            keys,
-            JobBoard(store, durable, keys),
-            name,
-            Heartbeats(durable, settings.job_heartbeat_ttl),
-            MarketCache.from_settings(settings, store),
-        )
+        ctx = WorkerContext.open(settings, name)
         _contexts[pid] = ctx
     return ctx
 

@@ -19,10 +19,9 @@ from tests.jobhelpers import seed_candles
 from tests.redishelpers import RedisPair
 from traderunner.domain.jobs import JobState
 from traderunner.jobs import SweepSpec
-from traderunner.jobs.board import JobBoard
 from traderunner.jobs.client import JobClient
-from traderunner.jobs.runner import Heartbeats, WorkerContext, execute
-from traderunner.marketdata.cache import MarketCache, read_stats
+from traderunner.jobs.runner import WorkerContext, execute
+from traderunner.marketdata.cache import read_stats
 from traderunner.redisdb.connection import connect
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
@@ -38,19 +37,7 @@ def test_sweep_chunks_in_process_load_the_series_once(
     store = Store.connect(settings.resolved_store_url)
     seed_candles(store, ["AAA"], days=5)
     client = JobClient.open(settings, store=store)
-    durable = connect(settings.redis_url)
-    keys = Keys(settings.redis_prefix)
-    market = MarketCache.from_settings(settings, store) if cached else None
-    ctx = WorkerContext(
-        settings,
-        store,
-        durable,
-        keys,
-        JobBoard(store, durable, keys),
-        "in-process",
-        Heartbeats(durable, settings.job_heartbeat_ttl),
-        market,
-    )
+    ctx = WorkerContext.open(settings, "in-process", store=store, cache=cached)
     try:
         sweep = client.submit(SweepSpec("sma_cross", ("AAA",), GRID, "M5", chunk_size=3))
         chunks = client.children(sweep.id)
