@@ -31,6 +31,19 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         os.environ["TRADERUNNER_DATA_DIR"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _engine_compiled() -> None:
+    """Compile (or load) the engine's numba kernels once, before any worker process starts.
+
+    In a fresh clone numba's cache is empty: without this every new worker process would spend
+    seconds compiling in its warm-up, and a test that kills workers could kill them all before
+    one job ran. Compiling here fills the cache they then load.
+    """
+    from traderunner.jobs.worker import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(scope="session")
 def redis_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisPair]:
     """One durable + one cache server for the whole session; tests isolate by key prefix."""

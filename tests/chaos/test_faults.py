@@ -41,6 +41,16 @@ def _specs(n: int) -> list[BacktestSpec]:
     ]
 
 
+def _wait_until_running(client: JobClient, ids: list[str], timeout: float = 60) -> None:
+    wanted = set(ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r.id in wanted for r in client.store.jobs.list(states=[JobState.RUNNING])):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no job started running within the timeout")
+
+
 def _result_rows(store: Store) -> dict[str, int]:
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -52,11 +62,10 @@ def _result_rows(store: Store) -> dict[str, int]:
 def test_worker_sigkilled_five_times_loses_nothing(tmp_path: Path, redis_pair: RedisPair) -> None:
     with job_env(redis_pair, tmp_path, days=20) as env:
         ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
-        kills = 0
-        while kills < 5:
-            time.sleep(0.8)
+        for _ in range(5):
+            _wait_until_running(env.client, ids)  # so the kill lands mid-run
+            time.sleep(0.3)
             env.worker.kill()
-            kills += 1
             env.worker.start()
         states = wait_all(env.client, ids, timeout=180)
         assert all(s is JobState.SUCCEEDED for s in states.values()), (
@@ -76,7 +85,8 @@ def test_durable_redis_sigkilled_and_restarted_from_aof(tmp_path: Path) -> None:
     try:
         with job_env(pair, tmp_path / "sys", days=20) as env:
             ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
-            time.sleep(1.5)
+            _wait_until_running(env.client, ids)
+            time.sleep(1.0)
             before = wait_all(env.client, ids, timeout=0)
             # the kill lands mid-run: some jobs done, many still queued or running
             assert 0 < sum(s is JobState.SUCCEEDED for s in before.values()) < N_JOBS
@@ -103,7 +113,8 @@ def test_warm_shutdown_finishes_jobs_and_none_runs_twice(
 ) -> None:
     with job_env(redis_pair, tmp_path, days=20) as env:
         ids = [env.client.submit(s).id for s in _specs(60)]
-        time.sleep(1.0)
+        _wait_until_running(env.client, ids)
+        time.sleep(0.5)
         code = env.worker.terminate(timeout=120)
         assert code == 0
         partly = wait_all(env.client, ids, timeout=0.5)
