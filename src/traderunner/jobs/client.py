@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -20,7 +19,7 @@ import redis
 from celery import Celery
 
 from traderunner.config import Settings
-from traderunner.domain.jobs import TERMINAL, JobKind, JobRecord, JobState, Queue
+from traderunner.domain.jobs import JobKind, JobRecord, JobState, Queue
 from traderunner.errors import RedisError, UserInputError
 from traderunner.jobs.app import make_celery
 from traderunner.jobs.board import JobBoard
@@ -338,8 +337,4 @@ class JobClient:
             raise RedisError(f"the durable Redis does not answer: {exc}") from None
 
 
-def dumps(record: JobRecord) -> str:
-    return json.dumps(record.to_dict())
-
-
-__all__ = ["TERMINAL", "JobClient"]
+__all__ = ["JobClient"]

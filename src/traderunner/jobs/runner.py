@@ -24,7 +24,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -480,10 +480,3 @@ def finish_parent(store: Store, board: JobBoard, parent_id: str) -> JobState | N
         message=f"{len(rows)} combinations in {total} chunks",
     )
     return JobState.SUCCEEDED
-
-
-def heartbeat_alive(durable: redis.Redis, keys: Keys, job_id: str) -> bool:
-    return bool(durable.exists(keys.job_heartbeat(job_id)))
-
-
-Callback = Callable[..., None]
