@@ -37,23 +37,14 @@ def default_owner() -> str:
 
 @contextmanager
 def job_client(ctx: typer.Context) -> Iterator[JobClient]:
+    from traderunner.cli.services import ensure_redis
     from traderunner.jobs import JobClient
 
     state = common.get_state(ctx)
     state.load_strategies()
-    _ensure_embedded_redis(state.settings)
+    ensure_redis(state.settings)
     with JobClient.open(state.settings) as client:
         yield client
-
-
-def _ensure_embedded_redis(settings: Any) -> None:
-    """With no TRADERUNNER_REDIS_URL, start the embedded servers if they are not running."""
-    if not settings.embedded_redis:
-        return
-    from traderunner.redisdb.embedded import embedded_servers
-
-    for server in embedded_servers(settings):
-        server.start()
 
 
 def record_dict(record: JobRecord) -> dict[str, Any]:
