@@ -41,7 +41,8 @@ IntArray = npt.NDArray[np.int64]
 
 DAY_NS = 86_400 * 10**9
 
-METRIC_NAMES: tuple[str, ...] = (
+#: Metrics of the equity curve (NaN when the curve is too short for them).
+CURVE_METRICS: tuple[str, ...] = (
     "total_return",
     "cagr",
     "annual_volatility",
@@ -51,6 +52,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "max_drawdown_duration_bars",
     "max_drawdown_duration_days",
     "calmar",
+)
+
+METRIC_NAMES: tuple[str, ...] = (
+    *CURVE_METRICS,
     "win_rate",
     "profit_factor",
     "expectancy",
@@ -167,20 +172,7 @@ def curve_metrics(
     n = len(eq)
     if ppy is None:
         ppy = periods_per_year(ts)
-    out = dict.fromkeys(
-        (
-            "total_return",
-            "cagr",
-            "annual_volatility",
-            "sharpe",
-            "sortino",
-            "max_drawdown",
-            "max_drawdown_duration_bars",
-            "max_drawdown_duration_days",
-            "calmar",
-        ),
-        NAN,
-    )
+    out = dict.fromkeys(CURVE_METRICS, NAN)
     out.update(start_value=float(start_value), end_value=NAN, periods_per_year=float(ppy))
     if n == 0:
         return out
