@@ -117,6 +117,7 @@ def test_warm_shutdown_finishes_jobs_and_none_runs_twice(
         time.sleep(0.5)
         code = env.worker.terminate(timeout=120)
         assert code == 0
+        assert "restarting in place" not in env.worker.logs()  # the watchdog stood down
         partly = wait_all(env.client, ids, timeout=0.5)
         assert any(s is JobState.SUCCEEDED for s in partly.values())
         assert not any(s is JobState.RUNNING for s in partly.values())  # in-hand jobs finished

@@ -135,7 +135,9 @@ class StallWatchdog(threading.Thread):
             if not waiting or worker_state.reserved_requests:
                 self.touch()
                 continue
-            if time.monotonic() - self.last_seen > self.settings.worker_stall_timeout:
+            stalled = time.monotonic() - self.last_seen > self.settings.worker_stall_timeout
+            # A warm shutdown stops consuming on purpose while messages wait: never restart then.
+            if stalled and not self._stop_event.is_set():
                 log.error(
                     "worker: %d message(s) waiting for %.0fs while this worker holds none: its "
                     "consumer is stuck (a known Celery/kombu failure after a broker reconnect); "
@@ -203,6 +205,10 @@ def run_worker(
             warm_up()
         except Exception as exc:  # a cold first job is slower, not wrong
             log.warning("warm-up failed: %s", exc)
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _stop_watchdog(**_: Any) -> None:
+        watchdog.stop()  # from the first moment of a shutdown, waiting messages are expected
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
