@@ -34,7 +34,7 @@ class RedisPair:
             "job_heartbeat_ttl": 2,
             "reconcile_interval": 0.5,
             "reconcile_grace": 2.0,
-            "worker_stall_timeout": 6.0,
+            "worker_stall_timeout": 10.0,
         }
         values.update(overrides)
         return load_settings(**values)
