@@ -261,7 +261,7 @@ class JobClient:
                     pubsub.close()
 
     def wait(self, job_id: str, timeout: float = 60.0) -> JobRecord:
-        """Block until the job ends; RedisError-free TimeoutError when it does not in time."""
+        """Block until the job ends; TimeoutError when it does not within ``timeout`` seconds."""
         record = self.status(job_id)
         for record in self.follow(job_id, timeout=timeout, poll_s=0.2):
             if record.state.terminal:
