@@ -49,3 +49,15 @@ def start_pair(directory: Path) -> RedisPair:
     durable.start()
     cache.start()
     return RedisPair(durable, cache)
+
+
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    """Environment for a child process that runs traderunner's own embedded servers in
+    ``data_dir`` on free ports (no TRADERUNNER_* setting inherited)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
+    env["TRADERUNNER_DATA_DIR"] = str(data_dir)
+    env["TRADERUNNER_REDIS_PORT"] = str(free_port())
+    env["TRADERUNNER_CACHE_PORT"] = str(free_port())
+    return env

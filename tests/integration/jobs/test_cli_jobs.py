@@ -12,7 +12,7 @@ import pytest
 
 from tests.jobenv import JobEnv, job_env
 from tests.jobhelpers import settings_env
-from tests.redishelpers import RedisPair, free_port
+from tests.redishelpers import RedisPair, embedded_env
 from traderunner.jobs.queueing import queue_lengths
 
 
@@ -109,7 +109,7 @@ def test_bad_submit_exits_2_and_enqueues_nothing(env: JobEnv) -> None:
 
 
 def test_redis_start_status_stop_embedded(tmp_path: Path) -> None:
-    e = {k: v for k, v in settings_env_for_embedded(tmp_path).items()}
+    e = embedded_env(tmp_path)
     start = run_cli(e, "redis", "start")
     assert start.returncode == 0, start.stderr
     try:
@@ -123,16 +123,6 @@ def test_redis_start_status_stop_embedded(tmp_path: Path) -> None:
     assert stop.returncode == 0
     status = json.loads(run_cli(e, "redis", "status", "--json").stdout)
     assert not any(s["running"] for s in status["servers"])
-
-
-def settings_env_for_embedded(tmp_path: Path) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-    env["TRADERUNNER_DATA_DIR"] = str(tmp_path)
-    env["TRADERUNNER_REDIS_PORT"] = str(free_port())
-    env["TRADERUNNER_CACHE_PORT"] = str(free_port())
-    return env
 
 
 def test_redis_commands_refuse_an_external_url(env: JobEnv) -> None:

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.redishelpers import free_port
+from tests.redishelpers import embedded_env, free_port
 
 
 def test_flower_requires_the_generated_login(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-    env.update(
-        TRADERUNNER_DATA_DIR=str(tmp_path),
-        TRADERUNNER_REDIS_PORT=str(free_port()),
-        TRADERUNNER_CACHE_PORT=str(free_port()),
-    )
+    env = embedded_env(tmp_path)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "traderunner", "flower", "--port", str(port)],
