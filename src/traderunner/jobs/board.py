@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -157,33 +158,29 @@ class JobBoard:
         return {str(k): str(v) for k, v in data.items()}
 
     def get(self, job_id: str) -> JobRecord | None:
-        """The record with live progress merged in (the store wins on state if they differ
-        in finality: a terminal store state is never overridden by a stale hash)."""
+        """The record from the store with live progress merged in (see :meth:`with_live`)."""
         record = self.store.jobs.get(job_id)
-        if record is None:
-            return None
-        live = self.live(job_id)
-        if not live:
+        return None if record is None else self.with_live(record)
+
+    def with_live(self, record: JobRecord) -> JobRecord:
+        """``record`` with the hash's progress and message when the hash agrees on its state.
+
+        The store wins on state: a terminal store state is never overridden by a stale hash,
+        and a hash that disagrees (lost, or behind) is ignored.
+        """
+        if record.state.terminal:
             return record
-        state = record.state
-        try:
-            hstate = JobState(live.get("state", state.value))
-        except ValueError:
-            hstate = state
-        if not state.terminal and hstate == state:
-            progress = float(live.get("progress") or record.progress)
-            message = live.get("message", record.message)
-            return _replace(record, progress=progress, message=message)
-        return record
+        live = self.live(record.id)
+        if not live or live.get("state") != record.state.value:
+            return record
+        return replace(
+            record,
+            progress=float(live.get("progress") or record.progress),
+            message=live.get("message", record.message),
+        )
 
     def cancel_requested(self, job_id: str) -> bool:
         try:
             return bool(self.redis.exists(self.keys.job_cancel(job_id)))
         except redis.RedisError:
             return False
-
-
-def _replace(record: JobRecord, **changes: Any) -> JobRecord:
-    from dataclasses import replace
-
-    return replace(record, **changes)

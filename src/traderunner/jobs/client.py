@@ -12,7 +12,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 import redis
@@ -198,17 +197,7 @@ class JobClient:
         records = self.store.jobs.list(
             states=states, owner=owner, kinds=kinds, limit=limit, top_level=not include_chunks
         )
-        out = []
-        for record in records:
-            live = self.board.live(record.id) if not record.state.terminal else {}
-            if live and live.get("state") == record.state.value:
-                record = replace(
-                    record,
-                    progress=float(live.get("progress") or 0.0),
-                    message=live.get("message", record.message),
-                )
-            out.append(record)
-        return out
+        return [self.board.with_live(record) for record in records]
 
     def children(self, job_id: str) -> builtins.list[JobRecord]:
         return self.store.jobs.list(parent=job_id, limit=None, newest_first=False)
