@@ -137,13 +137,26 @@ def seed_candles(store: Store, symbols: Iterable[str], days: int = 5) -> None:
 
 
 def wait_all(
-    client: JobClient, job_ids: list[str], timeout: float, states: Iterable[JobState] = ()
+    client: JobClient,
+    job_ids: list[str],
+    timeout: float,
+    states: Iterable[JobState] = (),
+    worker: WorkerProcess | None = None,
 ) -> dict[str, JobState]:
-    """Poll the store until every job ended (or ``timeout``); returns id -> state."""
+    """Poll the store until every job ended (or ``timeout``); returns id -> state.
+
+    With ``worker``, a worker process that exits while jobs are still open fails at once with
+    its log, instead of the test waiting out the whole timeout for jobs nobody will run.
+    """
     wanted = set(states) or {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
     deadline = time.monotonic() + timeout
     while True:  # read at least once, even with timeout=0
         found = {r.id: r.state for r in client.store.jobs.list(limit=None)}
         if all(found.get(j) in wanted for j in job_ids) or time.monotonic() >= deadline:
             return {j: found.get(j, JobState.QUEUED) for j in job_ids}
+        if worker is not None and worker.proc is not None and worker.proc.poll() is not None:
+            raise AssertionError(
+                f"the worker exited (code {worker.proc.returncode}) with jobs still open:\n"
+                + worker.logs()[-3000:]
+            )
         time.sleep(0.2)

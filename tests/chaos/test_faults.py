@@ -67,7 +67,7 @@ def test_worker_sigkilled_five_times_loses_nothing(tmp_path: Path, redis_pair: R
             time.sleep(0.3)
             env.worker.kill()
             env.worker.start()
-        states = wait_all(env.client, ids, timeout=180)
+        states = wait_all(env.client, ids, timeout=180, worker=env.worker)
         assert all(s is JobState.SUCCEEDED for s in states.values()), (
             {k: v for k, v in states.items() if v is not JobState.SUCCEEDED},
             env.worker.logs()[-3000:],
@@ -85,21 +85,27 @@ def test_durable_redis_sigkilled_and_restarted_from_aof(tmp_path: Path) -> None:
     try:
         with job_env(pair, tmp_path / "sys", days=20) as env:
             ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
-            _wait_until_running(env.client, ids)
-            time.sleep(1.0)
-            before = wait_all(env.client, ids, timeout=0)
-            # the kill lands mid-run: some jobs done, many still queued or running
-            assert 0 < sum(s is JobState.SUCCEEDED for s in before.values()) < N_JOBS
-            pid = pair.durable.status().pid
-            assert pid is not None
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(1.0)
-            pair.durable.start()  # replays the AOF: up to the last second may be lost
-            states = wait_all(env.client, ids, timeout=240)
+            # Three kills: the worker's reconnect path (restoring unacked messages on a dead
+            # connection) is racy, and Celery 5.7.0 exited there about one kill in three.
+            for kill in range(3):
+                _wait_until_running(env.client, ids, timeout=120)
+                time.sleep(1.0)
+                before = wait_all(env.client, ids, timeout=0, worker=env.worker)
+                # the kill lands mid-run: many jobs still queued or running
+                assert sum(s is JobState.SUCCEEDED for s in before.values()) < N_JOBS
+                if kill == 0:
+                    assert any(s is JobState.SUCCEEDED for s in before.values())
+                pid = pair.durable.status().pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(1.0)
+                pair.durable.start()  # replays the AOF: up to the last second may be lost
+            states = wait_all(env.client, ids, timeout=240, worker=env.worker)
             assert all(s is JobState.SUCCEEDED for s in states.values()), (
                 sum(s is JobState.SUCCEEDED for s in states.values()),
                 env.worker.logs()[-3000:],
             )
+            assert "Restoring" in env.worker.log_path.read_text()  # the racy path did run
             rows = _result_rows(env.store)
             assert set(rows) == set(ids)
             assert all(count == 1 for count in rows.values())
@@ -122,10 +128,30 @@ def test_warm_shutdown_finishes_jobs_and_none_runs_twice(
         assert any(s is JobState.SUCCEEDED for s in partly.values())
         assert not any(s is JobState.RUNNING for s in partly.values())  # in-hand jobs finished
         env.worker.start()
-        states = wait_all(env.client, ids, timeout=120)
+        states = wait_all(env.client, ids, timeout=120, worker=env.worker)
         assert all(s is JobState.SUCCEEDED for s in states.values())
         assert all(env.client.status(i).attempts == 1 for i in ids)  # none ran twice
         assert all(c == 1 for c in _result_rows(env.store).values())
+
+
+def test_cold_shutdown_exits_non_zero_and_its_job_runs_after_restart(
+    tmp_path: Path, redis_pair: RedisPair
+) -> None:
+    # A supervisor (systemd Restart=on-failure) restarts only a worker that exits non-zero;
+    # Celery's worker_main alone would exit 0 here.
+    with job_env(redis_pair, tmp_path) as env:
+        job = env.client.submit(NoopSpec(sleep_s=3.0))
+        deadline = time.monotonic() + 30
+        while env.client.status(job.id).state is not JobState.RUNNING:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        assert env.worker.proc is not None
+        env.worker.proc.send_signal(signal.SIGQUIT)  # Celery's cold shutdown
+        code = env.worker.proc.wait(timeout=60)
+        assert code != 0, env.worker.logs()[-3000:]
+        env.worker.start()
+        done = env.client.wait(job.id, timeout=120)
+        assert done.state is JobState.SUCCEEDED, env.worker.logs()[-3000:]
 
 
 def test_strategy_that_raises_fails_its_job_and_the_worker_lives_on(
@@ -237,7 +263,7 @@ def test_client_process_restart_finds_every_job_again(
         with JobClient.open(settings) as fresh:
             listed = {r.id for r in fresh.list(owner="dash")}
             assert listed == set(ids)
-            states = wait_all(fresh, ids, timeout=60)
+            states = wait_all(fresh, ids, timeout=60, worker=worker)
             assert all(s is JobState.SUCCEEDED for s in states.values())
             assert fresh.result(ids[-1])["trades"] >= 0
     finally:

@@ -133,7 +133,11 @@ def worker(
     if pool not in ("prefork", "solo", "threads"):
         raise UserInputError(f"--pool {pool!r}: use prefork, solo or threads")
     ensure_redis(settings)
-    run_worker(settings, concurrency=concurrency, queues=chosen, loglevel=loglevel, pool=pool)
+    code = run_worker(
+        settings, concurrency=concurrency, queues=chosen, loglevel=loglevel, pool=pool
+    )
+    if code:
+        raise typer.Exit(code)  # so a supervisor sees the failure and restarts the worker
 
 
 def flower(

@@ -2,12 +2,14 @@
 
 The same as ``traderunner worker`` without the CLI (used by tests and systemd units).
 Arguments: ``[--concurrency N] [--queues interactive,batch] [--pool prefork|solo|threads]``.
+Exits with the worker's code: 0 after a warm shutdown, non-zero when Celery gave up.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from traderunner.config import load_settings
 from traderunner.domain.jobs import Queue
@@ -24,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=args.loglevel)
     queues = tuple(Queue(q.strip()) for q in args.queues.split(",") if q.strip())
-    run_worker(
+    code = run_worker(
         load_settings(),
         concurrency=args.concurrency,
         queues=queues,
@@ -32,6 +34,7 @@ def main() -> None:
         pool=args.pool,
         name=args.name,
     )
+    sys.exit(code)  # non-zero after an unrecoverable error: the supervisor restarts us
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from traderunner.config import Settings
@@ -61,7 +62,13 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.job_time_limit,
         "task_soft_time_limit": max(settings.job_time_limit - 5, 1),
-        "task_queues": [KombuQueue(Queue.INTERACTIVE.value), KombuQueue(Queue.BATCH.value)],
+        # Each queue on its own exchange and key: a bare Queue(name) inherits the default
+        # queue's exchange and key, binding both queues to ("batch", "batch"), so a message
+        # published by key (Flower, ``celery call``) would land in both lists.
+        "task_queues": [
+            KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value)
+            for q in Queue
+        ],
         "task_default_queue": Queue.BATCH.value,
         "task_default_priority": 5,
         "task_create_missing_queues": False,

@@ -174,8 +174,13 @@ def run_worker(
     loglevel: str = "INFO",
     pool: str = "prefork",
     name: str | None = None,
-) -> None:
-    """Run a worker in the foreground until TERM/INT (warm shutdown)."""
+) -> int:
+    """Run a worker in the foreground until TERM/INT (warm shutdown); returns its exit code.
+
+    0 after a warm shutdown. Non-zero when Celery stopped on an unrecoverable error or a cold
+    shutdown (QUIT, a second TERM), so a supervisor (systemd ``Restart=on-failure``) restarts
+    it. Celery's own ``worker_main`` drops that code and would always exit 0.
+    """
     urls = resolve_urls(settings)
     durable = connect(urls.durable, name="traderunner-worker-check")
     check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
@@ -206,9 +211,17 @@ def run_worker(
         except Exception as exc:  # a cold first job is slower, not wrong
             log.warning("warm-up failed: %s", exc)
 
+    started: list[Any] = []  # the Celery WorkController, for its exit code
+    announced: list[int] = []  # the exit code a shutdown signal announced (Cold: 1)
+
+    @signals.worker_init.connect(weak=False)
+    def _keep_worker(sender: Any, **_: Any) -> None:
+        started.append(sender)
+
     @signals.worker_shutting_down.connect(weak=False)
-    def _stop_watchdog(**_: Any) -> None:
+    def _stop_watchdog(exitcode: int | None = None, **_: Any) -> None:
         watchdog.stop()  # from the first moment of a shutdown, waiting messages are expected
+        announced.append(int(exitcode or 0))
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
@@ -229,3 +242,8 @@ def run_worker(
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     app.worker_main(argv)
+    if not started:
+        return 1  # Celery refused to build a worker; it has said why
+    # An unrecoverable error sets exitcode; a cold shutdown (WorkerTerminate) loses it, but
+    # its signal announced it.
+    return int(started[-1].exitcode or 0) or max(announced, default=0)

@@ -100,6 +100,18 @@ def test_interactive_jobs_go_before_batch(env: JobEnv) -> None:
     assert started[urgent.id] < min(started[b.id] for b in batch)
 
 
+def test_each_queue_is_bound_only_to_its_own_exchange_and_key(env: JobEnv) -> None:
+    # What the worker declared in Redis: kombu's set per exchange of "key:pattern:queue"
+    # (sep ":" from the transport options).
+    prefix = env.settings.redis_prefix
+    for queue in Queue:
+        members = env.client.redis.smembers(f"{prefix}_kombu.binding.{queue.value}")
+        bindings = sorted(
+            (m.decode() if isinstance(m, bytes) else str(m)).split(":") for m in members
+        )
+        assert bindings == [[queue.value, "", queue.value]], (queue, bindings)
+
+
 def test_follow_reports_progress_until_done(env: JobEnv) -> None:
     record = env.client.submit(BacktestSpec("ema_cross", SYMBOLS, "M5"))
     seen = list(env.client.follow(record.id, timeout=60, poll_s=0.1))
