@@ -41,12 +41,16 @@ def _specs(n: int) -> list[BacktestSpec]:
     ]
 
 
-def _wait_until_running(client: JobClient, ids: list[str], timeout: float = 60) -> None:
+def _wait_until_running(
+    client: JobClient, ids: list[str], timeout: float = 60, worker: WorkerProcess | None = None
+) -> None:
     wanted = set(ids)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(r.id in wanted for r in client.store.jobs.list(states=[JobState.RUNNING])):
             return
+        if worker is not None and worker.proc is not None and worker.proc.poll() is not None:
+            raise AssertionError(f"the worker exited:\n{worker.logs()[-3000:]}")
         time.sleep(0.05)
     raise AssertionError("no job started running within the timeout")
 
@@ -63,7 +67,7 @@ def test_worker_sigkilled_five_times_loses_nothing(tmp_path: Path, redis_pair: R
     with job_env(redis_pair, tmp_path, days=20) as env:
         ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
         for _ in range(5):
-            _wait_until_running(env.client, ids)  # so the kill lands mid-run
+            _wait_until_running(env.client, ids, worker=env.worker)  # the kill lands mid-run
             time.sleep(0.3)
             env.worker.kill()
             env.worker.start()
@@ -88,7 +92,7 @@ def test_durable_redis_sigkilled_and_restarted_from_aof(tmp_path: Path) -> None:
             # Three kills: the worker's reconnect path (restoring unacked messages on a dead
             # connection) is racy, and Celery 5.7.0 exited there about one kill in three.
             for kill in range(3):
-                _wait_until_running(env.client, ids, timeout=120)
+                _wait_until_running(env.client, ids, timeout=120, worker=env.worker)
                 time.sleep(1.0)
                 before = wait_all(env.client, ids, timeout=0, worker=env.worker)
                 # the kill lands mid-run: many jobs still queued or running
@@ -119,7 +123,7 @@ def test_warm_shutdown_finishes_jobs_and_none_runs_twice(
 ) -> None:
     with job_env(redis_pair, tmp_path, days=20) as env:
         ids = [env.client.submit(s).id for s in _specs(60)]
-        _wait_until_running(env.client, ids)
+        _wait_until_running(env.client, ids, worker=env.worker)
         time.sleep(0.5)
         code = env.worker.terminate(timeout=120)
         assert code == 0
