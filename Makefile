@@ -24,8 +24,11 @@ up: $(STAMP)
 	$(BIN)/traderunner backtest sma_cross --symbols AAPL,MSFT,TSLA --timeframe M5
 
 ## test: lint, type-check, dependency contracts, then the whole test suite
+# Two pytest processes (one file stays in one process: module fixtures hold real servers).
+# The suite is mostly subprocess start-ups and waits, so 2 halves it on a 2-core machine.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint typecheck imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
