@@ -73,7 +73,10 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_default_priority": 5,
         "task_create_missing_queues": False,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
+        # Off until Flower asks: it turns task events on over remote control every few
+        # seconds while it runs. Sending them always cost a quarter of the worker's main
+        # process per trivial job (benchmarks/jobs.py), for a monitor that is mostly off.
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "enable_utc": True,

@@ -1,4 +1,5 @@
-"""`traderunner flower` serves Celery's monitor on 127.0.0.1 behind a generated login."""
+"""`traderunner flower` serves Celery's monitor on 127.0.0.1 behind a generated login, and sees
+the jobs a worker runs (workers send task events only once Flower turns them on)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,24 @@ from pathlib import Path
 import httpx
 
 from tests.redishelpers import embedded_env, free_port
+
+SUBMIT = """
+from traderunner.config import load_settings
+from traderunner.jobs import JobClient, NoopSpec
+with JobClient.open(load_settings()) as c:
+    job = c.submit(NoopSpec())
+    print(c.wait(job.id, timeout=60).id)
+"""
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def test_flower_requires_the_generated_login(tmp_path: Path) -> None:
@@ -44,9 +63,38 @@ def test_flower_requires_the_generated_login(tmp_path: Path) -> None:
         assert ok.status_code == 200
         wrong = httpx.get(url + "/workers", auth=(user, password + "x"), timeout=5)
         assert wrong.status_code == 401
+
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "traderunner", "worker", "-c", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            # Flower enables events every 5 s; a job run after that shows up in its task list.
+            deadline = time.monotonic() + 90
+            seen: dict[str, object] = {}
+            while not seen:
+                assert time.monotonic() < deadline, "flower never saw a job's task events"
+                job_id = subprocess.run(
+                    [sys.executable, "-c", SUBMIT],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=True,
+                ).stdout.split()[-1]
+                info = httpx.get(f"{url}/api/task/info/{job_id}", auth=(user, password), timeout=5)
+                if info.status_code == 200:
+                    seen = info.json()
+                else:
+                    time.sleep(1.0)
+            assert seen["state"] == "SUCCESS" and seen["name"] == "traderunner.run_job", seen
+        finally:
+            _stop_group(worker)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        _stop_group(proc)
         subprocess.run(
             [sys.executable, "-m", "traderunner", "redis", "stop"],
             env=env,
