@@ -103,9 +103,9 @@ def test_interactive_jobs_go_before_batch(env: JobEnv) -> None:
 def test_each_queue_is_bound_only_to_its_own_exchange_and_key(env: JobEnv) -> None:
     # What the worker declared in Redis: kombu's set per exchange of "key:pattern:queue"
     # (sep ":" from the transport options).
-    prefix = env.settings.redis_prefix
+    celery_prefix = env.client.keys.celery()
     for queue in Queue:
-        members = env.client.redis.smembers(f"{prefix}_kombu.binding.{queue.value}")
+        members = env.client.redis.smembers(f"{celery_prefix}_kombu.binding.{queue.value}")
         bindings = sorted(
             (m.decode() if isinstance(m, bytes) else str(m)).split(":") for m in members
         )
