@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.clihelpers import clean_env
 from traderunner.config import Settings
 from traderunner.domain.jobs import JobState
 from traderunner.domain.timeframe import Timeframe
@@ -36,7 +37,7 @@ ENV_FIELDS = (
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process load exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
+    env = clean_env()
     for name in ENV_FIELDS:
         value = getattr(settings, name)
         if name == "store_url":

@@ -54,10 +54,10 @@ def start_pair(directory: Path) -> RedisPair:
 def embedded_env(data_dir: Path) -> dict[str, str]:
     """Environment for a child process that runs traderunner's own embedded servers in
     ``data_dir`` on free ports (no TRADERUNNER_* setting inherited)."""
-    import os
+    from tests.clihelpers import clean_env
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-    env["TRADERUNNER_DATA_DIR"] = str(data_dir)
-    env["TRADERUNNER_REDIS_PORT"] = str(free_port())
-    env["TRADERUNNER_CACHE_PORT"] = str(free_port())
-    return env
+    return clean_env(
+        TRADERUNNER_DATA_DIR=str(data_dir),
+        TRADERUNNER_REDIS_PORT=str(free_port()),
+        TRADERUNNER_CACHE_PORT=str(free_port()),
+    )

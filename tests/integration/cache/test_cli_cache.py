@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.clihelpers import Ran, clean_env, run_process
 from tests.redishelpers import free_port
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
 from traderunner.marketdata.cache import MarketCache
 
 
-def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "traderunner", "cache", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        timeout=60,
-        check=False,
-    )
+def _run(*args: str, **env: str) -> Ran:
+    return run_process(["cache", *args], clean_env(**env), timeout=60)
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -42,17 +32,17 @@ def test_stats_reports_what_the_processes_counted(settings: Settings, cache: Mar
     cache.series("AAA", Timeframe.M5)
     cache.close()  # flushes this process's counts
     ran = _run("stats", "--json", **_env(settings))
-    assert ran.returncode == 0, ran.stderr
-    found = json.loads(ran.stdout)
+    assert ran.code == 0, ran.err
+    found = json.loads(ran.out)
     assert found["misses"] == 2 and found["store_loads"] == 2
     assert found["hits"] + found["local_hits"] == 5
     assert found["kinds"]["series"]["hits"] == 1
     assert found["keys"] >= 3  # latest, series, stats
     assert found["memory_used"] > 0 and found["policy"] == "allkeys-lru"
     table = _run("stats", **_env(settings))
-    assert table.returncode == 0, table.stderr
+    assert table.code == 0, table.err
     for word in ("hits (in process)", "misses", "memory", "allkeys-lru", "series"):
-        assert word in table.stdout
+        assert word in table.out
 
 
 def test_a_cache_server_that_is_not_running_is_one_line(tmp_path: Path) -> None:
@@ -63,11 +53,11 @@ def test_a_cache_server_that_is_not_running_is_one_line(tmp_path: Path) -> None:
         TRADERUNNER_REDIS_URL=url,
         TRADERUNNER_CACHE_URL=url,
     )
-    assert ran.returncode == 2
-    lines = ran.stderr.strip().splitlines()
+    assert ran.code == 2
+    lines = ran.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the cache Redis at ")
     assert "is not running" in lines[0] and "traderunner redis start" in lines[0]
-    assert ran.stdout == ""
+    assert ran.out == ""
 
 
 def test_the_embedded_cache_never_started_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
@@ -75,8 +65,8 @@ def test_the_embedded_cache_never_started_is_one_line_and_starts_nothing(tmp_pat
     ran = _run(
         "stats", "--json", TRADERUNNER_DATA_DIR=str(tmp_path), TRADERUNNER_CACHE_PORT=str(port)
     )
-    assert ran.returncode == 2
-    lines = ran.stderr.strip().splitlines()
+    assert ran.code == 2
+    lines = ran.err.strip().splitlines()
     assert len(lines) == 1 and "embedded cache server is not running" in lines[0]
     assert not (tmp_path / "redis").exists()  # no password, no config, no server
 
@@ -87,8 +77,8 @@ def test_the_embedded_cache_stopped_is_one_line(tmp_path: Path) -> None:
 
     ensure_password(load_settings(data_dir=tmp_path))  # it ran once, and is stopped now
     ran = _run("stats", TRADERUNNER_DATA_DIR=str(tmp_path), TRADERUNNER_CACHE_PORT=str(free_port()))
-    assert ran.returncode == 2
-    lines = ran.stderr.strip().splitlines()
+    assert ran.code == 2
+    lines = ran.err.strip().splitlines()
     assert len(lines) == 1 and "the embedded cache server at redis://:***@127.0.0.1:" in lines[0]
     password = (tmp_path / "redis" / "password").read_text().strip()
-    assert password not in ran.stderr
+    assert password not in ran.err

@@ -8,37 +8,15 @@ for what only a real process shows (import cost, tracebacks, plugin loading).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.clihelpers import Ran, clean_env, run_here, run_process
 
-from traderunner.cli import main
+__all__ = ["Cli", "Ran"]
 
 DEMO_SYMBOLS = ("AAA", "BBB")
 DEMO_DAYS = 20
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        """stdout parsed as exactly one JSON document (fails on anything else)."""
-        return json.loads(self.out)
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
 
 
 class Cli:
@@ -49,41 +27,13 @@ class Cli:
         self.symbols = symbols
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-        env["TRADERUNNER_DATA_DIR"] = str(self.data_dir)
-        env.update(extra)
-        return env
+        return clean_env(**({"TRADERUNNER_DATA_DIR": str(self.data_dir)} | extra))
 
     def __call__(self, *args: str) -> Ran:
-        out, err = io.StringIO(), io.StringIO()
-        code: int
-        with (
-            pytest.MonkeyPatch.context() as mp,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            for key in [k for k in os.environ if k.startswith("TRADERUNNER_")]:
-                mp.delenv(key)
-            mp.setenv("TRADERUNNER_DATA_DIR", str(self.data_dir))
-            try:
-                main(list(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            else:
-                code = 0
-        return Ran(code, out.getvalue(), err.getvalue())
+        return run_here(args, {"TRADERUNNER_DATA_DIR": str(self.data_dir)})
 
     def subprocess(self, *args: str, cwd: Path | None = None, **env: str) -> Ran:
-        proc = subprocess.run(
-            [sys.executable, "-m", "traderunner", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(**env),
-            cwd=cwd or self.data_dir.parent,
-            timeout=120,
-            check=False,
-        )
-        return Ran(proc.returncode, proc.stdout, proc.stderr)
+        return run_process(args, self.env(**env), cwd=cwd or self.data_dir.parent)
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.clihelpers import Ran, clean_env, run_here, run_process
 from tests.integration.eodhd.conftest import TOKEN
 from tests.integration.eodhd.fake_eodhd import FakeEodhd, expected_bars
 from tests.redishelpers import RedisPair
-from traderunner.cli import main
 from traderunner.config import load_settings
 from traderunner.domain.timeframe import Timeframe
 from traderunner.ratelimit import limiter_from_settings
@@ -28,16 +22,6 @@ from traderunner.ratelimit import limiter_from_settings
 NS = 1_000_000_000
 FROM, TO = "2024-03-04", "2024-03-22"  # three weeks of M5, long settled: cacheable
 SYMBOLS = ("AAPL.US", "TSLA.US")
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @dataclass
@@ -50,8 +34,7 @@ class Env:
     prefix: str
 
     def vars(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADERUNNER_")}
-        env |= {
+        settings = {
             "TRADERUNNER_DATA_DIR": str(self.data_dir),
             "TRADERUNNER_EODHD_BASE_URL": self.fake.url,
             "TRADERUNNER_EODHD_TOKEN": TOKEN,
@@ -59,42 +42,15 @@ class Env:
             "TRADERUNNER_CACHE_URL": self.pair.cache.url,
             "TRADERUNNER_REDIS_PREFIX": self.prefix,
         }
-        return env | extra
+        return clean_env(**(settings | extra))  # extra overrides, e.g. an empty token
 
     def run(self, *args: str, **extra: str) -> Ran:
         """``python -m traderunner ARGS`` in a fresh process."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "traderunner", *args],
-            capture_output=True,
-            text=True,
-            env=self.vars(**extra),
-            cwd=self.data_dir.parent,
-            timeout=120,
-            check=False,
-        )
-        return Ran(proc.returncode, proc.stdout, proc.stderr)
+        return run_process(args, self.vars(**extra), cwd=self.data_dir.parent)
 
     def run_here(self, *args: str, **extra: str) -> Ran:
         """The same CLI in this process (fast; for the bad-input cases)."""
-        out, err = io.StringIO(), io.StringIO()
-        with (
-            pytest.MonkeyPatch.context() as mp,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            for key in [k for k in os.environ if k.startswith("TRADERUNNER_")]:
-                mp.delenv(key)
-            for key, value in self.vars(**extra).items():
-                if key.startswith("TRADERUNNER_"):
-                    mp.setenv(key, value)
-            mp.chdir(self.data_dir.parent)
-            try:
-                main(list(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 0
-            else:
-                code = 0
-        return Ran(code, out.getvalue(), err.getvalue())
+        return run_here(args, self.vars(**extra), cwd=self.data_dir.parent)
 
     def settings(self) -> Any:
         return load_settings(

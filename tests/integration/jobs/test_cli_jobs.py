@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.clihelpers import Ran, run_process
 from tests.jobenv import JobEnv, job_env
 from tests.jobhelpers import settings_env
 from tests.redishelpers import RedisPair, embedded_env
 from traderunner.jobs.queueing import queue_lengths
 
 
-def run_cli(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "traderunner", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> Ran:
+    return run_process(args, env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +39,17 @@ def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
         "--submit",
         "--json",
     )
-    assert proc.returncode == 0, proc.stderr
-    payload = json.loads(proc.stdout)
+    assert proc.code == 0, proc.err
+    payload = json.loads(proc.out)
     assert payload["state"] == "succeeded"
     assert payload["kind"] == "backtest"
     assert payload["result"]["trades"] >= 0
     assert "total_return" in payload["result"]["metrics"]
     assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
-    listed = json.loads(run_cli(settings_env(env.settings), "jobs", "list", "--json").stdout)
+    listed = json.loads(run_cli(settings_env(env.settings), "jobs", "list", "--json").out)
     assert payload["id"] in [j["id"] for j in listed["jobs"]]
     shown = run_cli(settings_env(env.settings), "jobs", "show", payload["id"], "--json")
-    assert json.loads(shown.stdout)["result"]["metrics"] == payload["result"]["metrics"]
+    assert json.loads(shown.out)["result"]["metrics"] == payload["result"]["metrics"]
 
 
 def test_sweep_submit_without_follow_then_follow(env: JobEnv) -> None:
@@ -78,12 +68,12 @@ def test_sweep_submit_without_follow_then_follow(env: JobEnv) -> None:
         "--no-follow",
         "--json",
     )
-    assert proc.returncode == 0, proc.stderr
-    job = json.loads(proc.stdout)
+    assert proc.code == 0, proc.err
+    job = json.loads(proc.out)
     assert job["kind"] == "sweep" and job["queue"] == "batch"
     followed = run_cli(e, "jobs", "follow", job["id"], "--json")
-    assert json.loads(followed.stdout)["state"] == "succeeded"
-    shown = json.loads(run_cli(e, "jobs", "show", job["id"], "--json").stdout)
+    assert json.loads(followed.out)["state"] == "succeeded"
+    shown = json.loads(run_cli(e, "jobs", "show", job["id"], "--json").out)
     assert shown["result"]["combinations"] == 9
     assert sum(shown["chunks"].values()) == shown["spec"]["chunks"]
 
@@ -100,10 +90,10 @@ def test_bad_submit_exits_2_and_enqueues_nothing(env: JobEnv) -> None:
         ("jobs", "list", "--state", "sleeping"),
     ):
         proc = run_cli(e, *args)
-        assert proc.returncode == 2, (args, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-        assert "Traceback" not in proc.stderr
+        assert proc.code == 2, (args, proc.err)
+        lines = proc.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
+        assert "Traceback" not in proc.err
     assert len(env.store.jobs.list(limit=None)) == before
     assert sum(queue_lengths(env.client.redis, env.client.keys).values()) == 0
 
@@ -111,22 +101,22 @@ def test_bad_submit_exits_2_and_enqueues_nothing(env: JobEnv) -> None:
 def test_redis_start_status_stop_embedded(tmp_path: Path) -> None:
     e = embedded_env(tmp_path)
     start = run_cli(e, "redis", "start")
-    assert start.returncode == 0, start.stderr
+    assert start.code == 0, start.err
     try:
-        status = json.loads(run_cli(e, "redis", "status", "--json").stdout)
+        status = json.loads(run_cli(e, "redis", "status", "--json").out)
         roles = {s["role"]: s for s in status["servers"]}
         assert roles["durable"]["running"] and roles["cache"]["running"]
         assert roles["durable"]["address"] == f"127.0.0.1:{e['TRADERUNNER_REDIS_PORT']}"
         assert Path(status["password_file"]).stat().st_mode & 0o777 == 0o600
     finally:
         stop = run_cli(e, "redis", "stop")
-    assert stop.returncode == 0
-    status = json.loads(run_cli(e, "redis", "status", "--json").stdout)
+    assert stop.code == 0
+    status = json.loads(run_cli(e, "redis", "status", "--json").out)
     assert not any(s["running"] for s in status["servers"])
 
 
 def test_redis_commands_refuse_an_external_url(env: JobEnv) -> None:
     proc = run_cli(settings_env(env.settings), "redis", "start")
-    assert proc.returncode == 2
-    assert "TRADERUNNER_REDIS_URL is set" in proc.stderr
-    assert env.settings.redis_url.split("@")[0].split(":")[-1] not in proc.stderr  # password
+    assert proc.code == 2
+    assert "TRADERUNNER_REDIS_URL is set" in proc.err
+    assert env.settings.redis_url.split("@")[0].split(":")[-1] not in proc.err  # password
