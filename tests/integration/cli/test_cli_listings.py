@@ -4,28 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tests.builtins import BUILT_IN_STRATEGIES
+
 import traderunner
 
 if TYPE_CHECKING:
     from conftest import Cli
-
-BUILT_INS = {
-    "sma_cross",
-    "ema_cross",
-    "macd",
-    "rsi_reversion",
-    "bollinger_reversion",
-    "donchian_breakout",
-    "opening_range_breakout",
-}
 
 
 def test_strategies_json_lists_every_built_in_with_bounds(empty_cli: Cli) -> None:
     ran = empty_cli("strategies", "--json")
     assert ran.code == 0, ran.err
     listed = {s["name"]: s for s in ran.json()["strategies"]}
-    assert set(listed) >= BUILT_INS
-    for name in BUILT_INS:
+    assert set(listed) >= set(BUILT_IN_STRATEGIES)
+    for name in BUILT_IN_STRATEGIES:
         entry = listed[name]
         assert entry["description"]
         assert entry["params"], name
@@ -44,7 +36,7 @@ def test_strategies_json_lists_every_built_in_with_bounds(empty_cli: Cli) -> Non
 def test_strategies_table(empty_cli: Cli) -> None:
     ran = empty_cli("strategies")
     assert ran.code == 0, ran.err
-    for name in BUILT_INS:
+    for name in BUILT_IN_STRATEGIES:
         assert name in ran.out
     assert "fast: int" in ran.out
 

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
+from tests.builtins import BUILT_IN_STRATEGIES
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import ParameterError
@@ -197,15 +198,7 @@ def test_bad_parameters_raise_one_clear_parameter_error(
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "sma_cross",
-        "ema_cross",
-        "macd",
-        "rsi_reversion",
-        "bollinger_reversion",
-        "donchian_breakout",
-        "opening_range_breakout",
-    ],
+    BUILT_IN_STRATEGIES,
 )
 def test_defaults_bounds_and_docs(name: str) -> None:
     cls = get_strategy(name)

@@ -7,21 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.builtins import BUILT_IN_STRATEGIES
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import StrategyLoadError
 from traderunner.strategies import get_strategy, load_user_strategies, strategy_origin
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "strategies.md"
-BUILTINS = [
-    "sma_cross",
-    "ema_cross",
-    "macd",
-    "rsi_reversion",
-    "bollinger_reversion",
-    "donchian_breakout",
-    "opening_range_breakout",
-]
 
 
 def section(text: str, name: str) -> str:
@@ -30,7 +22,7 @@ def section(text: str, name: str) -> str:
     return text[start : end if end != -1 else len(text)]
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", BUILT_IN_STRATEGIES)
 def test_every_parameter_row_matches_the_code(name: str) -> None:
     part = section(DOC.read_text(), name)
     specs = get_strategy(name).param_specs()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.builtins import BUILT_IN_STRATEGIES
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import StrategyLoadError, UnknownStrategyError
@@ -106,15 +107,7 @@ def load_error(dirs: list[Path]) -> str:
 def test_builtins_are_listed_sorted_with_their_origin() -> None:
     names = list(available_strategies())
     assert names == sorted(names)
-    assert {
-        "sma_cross",
-        "ema_cross",
-        "macd",
-        "rsi_reversion",
-        "bollinger_reversion",
-        "donchian_breakout",
-        "opening_range_breakout",
-    } <= set(names)
+    assert set(BUILT_IN_STRATEGIES) <= set(names)
     assert all(strategy_origin(n) == "built-in" for n in names)
     listing = describe_strategies()
     json.dumps(listing)  # JSON-safe for the dashboard and the CLI
