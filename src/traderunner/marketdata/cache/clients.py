@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -35,6 +36,28 @@ def bytes_client(client: redis.Redis) -> tuple[redis.Redis, bool]:
         connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs
     )
     return redis.Redis(connection_pool=sibling), True
+
+
+class ByteClients:
+    """The client a cache was given and the byte-returning one it uses, and who closes which.
+
+    ``redis`` is ``given`` itself, or a sibling made by :func:`bytes_client` (always closed
+    here). ``given`` is closed only when ``owns_given`` (the cache opened it, in
+    ``from_settings``). Closing never raises.
+    """
+
+    def __init__(self, given: redis.Redis, *, owns_given: bool = False) -> None:
+        self.given = given
+        self.redis, self._owns_sibling = bytes_client(given)
+        self.owns_given = owns_given
+
+    def close(self) -> None:
+        if self._owns_sibling:
+            with contextlib.suppress(Exception):
+                self.redis.close()
+        if self.owns_given:
+            with contextlib.suppress(Exception):
+                self.given.close()
 
 
 def tracking_connection(client: redis.Redis, name: str) -> Any:

@@ -48,8 +48,8 @@ from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError, ParameterError
 from traderunner.marketdata.cache import codec
 from traderunner.marketdata.cache.clients import (
+    ByteClients,
     Problems,
-    bytes_client,
     cache_client,
     error_kind,
     tracking_connection,
@@ -97,9 +97,8 @@ class MarketCache:
         self.store = store
         self.series_ttl = int(series_ttl)
         self.config_ttl = int(config_ttl)
-        self._r, self._owns_client = bytes_client(cache)
-        self._given = cache
-        self._owns_given = False
+        self._clients = ByteClients(cache)
+        self._r = self._clients.redis
         self._local = LocalTier() if local else None
         self._counters = Counters()
         self._problems = Problems("market cache")
@@ -126,7 +125,7 @@ class MarketCache:
             series_ttl=settings.cache_series_ttl,
             config_ttl=settings.cache_config_ttl,
         )
-        cache._owns_given = True
+        cache._clients.owns_given = True
         return cache
 
     # ------------------------------------------------------------------ latest candles
@@ -322,12 +321,7 @@ class MarketCache:
         self._flush()
         if self._local is not None:
             self._local.set_active(False)
-        if self._owns_client:
-            with contextlib.suppress(Exception):
-                self._r.close()
-        if self._owns_given:
-            with contextlib.suppress(Exception):
-                self._given.close()
+        self._clients.close()
 
     def __enter__(self) -> MarketCache:
         return self

@@ -18,7 +18,7 @@ import redis
 
 from traderunner.config import Settings
 from traderunner.marketdata.cache import codec
-from traderunner.marketdata.cache.clients import Problems, bytes_client, cache_client, error_kind
+from traderunner.marketdata.cache.clients import ByteClients, Problems, cache_client, error_kind
 from traderunner.marketdata.cache.stats import Counters
 from traderunner.redisdb.keys import Keys
 
@@ -31,9 +31,8 @@ class RedisResponseCache:
     def __init__(self, cache: redis.Redis, keys: Keys, ttl: int = 86400) -> None:
         self.keys = keys
         self.ttl = int(ttl)
-        self._r, self._owns_client = bytes_client(cache)
-        self._given = cache
-        self._owns_given = False
+        self._clients = ByteClients(cache)
+        self._r = self._clients.redis
         self._counters = Counters()
         self._problems = Problems("provider response cache")
         self._down_until = 0.0
@@ -46,7 +45,7 @@ class RedisResponseCache:
             Keys(settings.redis_prefix),
             ttl=settings.cache_response_ttl,
         )
-        cache._owns_given = True
+        cache._clients.owns_given = True
         return cache
 
     def key(self, key: str) -> str:
@@ -89,12 +88,7 @@ class RedisResponseCache:
     def close(self) -> None:
         with contextlib.suppress(redis.RedisError):
             self._counters.flush(self._r, self.keys)
-        if self._owns_client:
-            with contextlib.suppress(Exception):
-                self._r.close()
-        if self._owns_given:
-            with contextlib.suppress(Exception):
-                self._given.close()
+        self._clients.close()
 
     def _count(self, what: str) -> None:
         # Responses are rare (each one is an API call): count in Redis right away.
