@@ -17,27 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.enginehelpers import GivenTargets
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.engine import BacktestResult, run_backtest
-from traderunner.strategies.base import Indicators, SignalArray, Strategy
-
-
-class GivenTargets(Strategy):
-    """A real strategy whose signals are the target array it was built with."""
-
-    name = "given_targets"
-    description = "returns a fixed target array"
-
-    def __init__(self, targets: list[int]) -> None:
-        super().__init__()
-        self.targets = np.asarray(targets, dtype=np.int8)
-
-    def indicators(self, candles: CandleArrays) -> Indicators:
-        return {}
-
-    def signals(self, candles: CandleArrays, indicators: Indicators) -> SignalArray:
-        return self.targets
 
 
 def bt(targets: list[int], candles: CandleArrays, **options: Any) -> BacktestResult:

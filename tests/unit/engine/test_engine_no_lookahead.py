@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.enginehelpers import GivenTargets
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.engine import BacktestResult, run_backtest
@@ -14,22 +15,6 @@ from traderunner.strategies import get_strategy
 from traderunner.strategies.base import Indicators, SignalArray, Strategy
 
 DAY_NS = 86_400 * 10**9
-
-
-class GivenTargets(Strategy):
-    """A real strategy whose signals are the target array it was built with."""
-
-    name = "given_targets"
-
-    def __init__(self, targets: np.ndarray) -> None:
-        super().__init__()
-        self.targets = np.asarray(targets, dtype=np.int8)
-
-    def indicators(self, candles: CandleArrays) -> Indicators:
-        return {}
-
-    def signals(self, candles: CandleArrays, indicators: Indicators) -> SignalArray:
-        return self.targets
 
 
 def _ohlc(rng: np.random.Generator, n: int) -> CandleArrays:
