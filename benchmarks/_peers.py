@@ -25,18 +25,16 @@ from _common import sma_np
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def vbt_backtest(close: Any, fast: int, slow: int, cash: float) -> tuple[float, int]:
-    """vectorbt: MA.run for both windows, crossings, from_signals; (total return, trades).
-
-    ``trades.count()`` counts a trade still open at the end, like our ``end`` exit.
-    """
+def _vbt_crossover(close: Any, fast: Any, slow: Any, cash: float) -> Any:
+    """vectorbt's portfolio for the rule: MA.run per side (a window, or a list giving one
+    column per entry), crossings, one from_signals."""
     import vectorbt as vbt
 
     fast_ma = vbt.MA.run(close, fast, short_name="fast")
     slow_ma = vbt.MA.run(close, slow, short_name="slow")
     entries = fast_ma.ma_crossed_above(slow_ma)
     exits = fast_ma.ma_crossed_below(slow_ma)
-    pf = vbt.Portfolio.from_signals(
+    return vbt.Portfolio.from_signals(
         close,
         entries,
         exits,
@@ -46,6 +44,14 @@ def vbt_backtest(close: Any, fast: int, slow: int, cash: float) -> tuple[float, 
         accumulate=False,
         freq="5min",
     )
+
+
+def vbt_backtest(close: Any, fast: int, slow: int, cash: float) -> tuple[float, int]:
+    """vectorbt: MA.run for both windows, crossings, from_signals; (total return, trades).
+
+    ``trades.count()`` counts a trade still open at the end, like our ``end`` exit.
+    """
+    pf = _vbt_crossover(close, fast, slow, cash)
     return float(pf.total_return()), int(pf.trades.count())
 
 
@@ -55,22 +61,7 @@ def vbt_sweep(
     """vectorbt's fastest fair sweep: one MA.run per side with a window list (one column per
     combo), crossings on all columns, one from_signals on all of them. Returns per-combo
     (total return, trades) in ``combos`` order."""
-    import vectorbt as vbt
-
-    fast_ma = vbt.MA.run(close, [f for f, _ in combos], short_name="fast")
-    slow_ma = vbt.MA.run(close, [s for _, s in combos], short_name="slow")
-    entries = fast_ma.ma_crossed_above(slow_ma)
-    exits = fast_ma.ma_crossed_below(slow_ma)
-    pf = vbt.Portfolio.from_signals(
-        close,
-        entries,
-        exits,
-        init_cash=cash,
-        fees=0.0,
-        size=np.inf,
-        accumulate=False,
-        freq="5min",
-    )
+    pf = _vbt_crossover(close, [f for f, _ in combos], [s for _, s in combos], cash)
     # Columns come back in input order as a (fast_window, slow_window) MultiIndex.
     return (
         np.asarray(pf.total_return().to_numpy(), dtype=np.float64),
