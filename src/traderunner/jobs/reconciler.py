@@ -18,6 +18,7 @@ worker holds it or the result is already recorded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from traderunner.jobs.board import JobBoard
 from traderunner.jobs.queueing import enqueue, queued_job_ids
 from traderunner.jobs.runner import finish_parent
 from traderunner.redisdb.keys import RECONCILER_LOCK_TTL, Keys
+from traderunner.redisdb.scripts import RELEASE_IF_HELD
 from traderunner.store import Store
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,8 @@ def reconcile_once(
             if finish_parent(store, board, parent.id) is not None:
                 report.finished_parents.append(parent.id)
     finally:
-        try:
-            if durable.get(lock) == owner:
-                durable.delete(lock)
-        except redis.RedisError:
-            pass
+        with contextlib.suppress(redis.RedisError):  # else it expires on its own
+            durable.eval(RELEASE_IF_HELD, 1, lock, owner)
     if report.requeued or report.revived or report.finished_parents:
         log.warning(
             "reconciler: re-enqueued %d queued and %d orphaned running jobs, finished %d sweeps",

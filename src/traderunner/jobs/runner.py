@@ -45,6 +45,7 @@ from traderunner.errors import (
 )
 from traderunner.jobs.board import JobBoard
 from traderunner.redisdb.keys import Keys
+from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
 from traderunner.store import Store
 
 if TYPE_CHECKING:
@@ -52,18 +53,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Compare-and-delete / compare-and-expire of the claim; keys only through KEYS[].
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
+# Keys only through KEYS[]; the claim's release and refresh are in redisdb/scripts.py.
 # Claim unless a cancel was requested: -1 cancelled, 1 claimed, 0 held by another worker.
 _CLAIM = (
     "if redis.call('exists', KEYS[2]) == 1 then return -1 end "
     "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end return 0"
-)
-_REFRESH = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
 )
 
 INFRA_ERRORS: tuple[type[BaseException], ...] = (
@@ -155,7 +149,7 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         return _run_started(ctx, record, token)
     finally:
         with contextlib.suppress(redis.RedisError):  # else it expires on its own
-            ctx.durable.eval(_RELEASE, 1, hb_key, token)
+            ctx.durable.eval(RELEASE_IF_HELD, 1, hb_key, token)
 
 
 def _not_runnable(ctx: WorkerContext, job_id: str) -> str:
@@ -277,7 +271,7 @@ class Heartbeats:
                 held = list(self._held.items())
             for key, token in held:
                 try:
-                    self.durable.eval(_REFRESH, 1, key, token, self.ttl)
+                    self.durable.eval(PEXPIRE_IF_HELD, 1, key, token, self.ttl * 1000)
                 except redis.RedisError as exc:
                     log.debug("heartbeat %s missed: %s", key, exc)
 

@@ -27,6 +27,7 @@ import redis
 from traderunner.marketdata.cache import codec
 from traderunner.marketdata.cache.clients import error_kind
 from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, Keys
+from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
 
 T = TypeVar("T")
 Loaded = tuple[Any, bytes, int]  # value, its cached bytes, TTL in seconds
@@ -51,13 +52,6 @@ if ARGV[3] ~= '1' and redis.call('exists', KEYS[1]) == 1 then return 1 end
 if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end
 return 0
 """
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
-_REFRESH = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-)
 
 
 class Filler:
@@ -84,8 +78,8 @@ class Filler:
         self._flights: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
         self._fill = client.register_script(_FILL)
-        self._release = client.register_script(_RELEASE)
-        self._refresh = client.register_script(_REFRESH)
+        self._release = client.register_script(RELEASE_IF_HELD)
+        self._refresh = client.register_script(PEXPIRE_IF_HELD)
 
     def fill(
         self,
