@@ -120,6 +120,13 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
+    def assert_running(self) -> None:
+        """Fail at once, with the log, if the worker process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(
+                f"the worker exited (code {self.proc.returncode}):\n{self.logs()[-3000:]}"
+            )
+
     def logs(self) -> str:
         return "\n".join(
             (self.log_dir / f"worker-{i}.log").read_text(errors="replace")[-4000:]
@@ -155,9 +162,6 @@ def wait_all(
         found = {r.id: r.state for r in client.store.jobs.list(limit=None)}
         if all(found.get(j) in wanted for j in job_ids) or time.monotonic() >= deadline:
             return {j: found.get(j, JobState.QUEUED) for j in job_ids}
-        if worker is not None and worker.proc is not None and worker.proc.poll() is not None:
-            raise AssertionError(
-                f"the worker exited (code {worker.proc.returncode}) with jobs still open:\n"
-                + worker.logs()[-3000:]
-            )
+        if worker is not None:
+            worker.assert_running()  # nobody would run the open jobs
         time.sleep(0.2)

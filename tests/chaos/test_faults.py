@@ -49,8 +49,8 @@ def _wait_until_running(
     while time.monotonic() < deadline:
         if any(r.id in wanted for r in client.store.jobs.list(states=[JobState.RUNNING])):
             return
-        if worker is not None and worker.proc is not None and worker.proc.poll() is not None:
-            raise AssertionError(f"the worker exited:\n{worker.logs()[-3000:]}")
+        if worker is not None:
+            worker.assert_running()
         time.sleep(0.05)
     raise AssertionError("no job started running within the timeout")
 
