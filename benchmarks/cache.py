@@ -149,8 +149,8 @@ def _counted_store(url: str) -> tuple[Any, list[int]]:
 def stampede_child(
     store_url: str, cache_url: str, prefix: str, kind: str, threads: int, barrier: Any, results: Any
 ) -> None:
+    from traderunner.cache import MarketCache
     from traderunner.domain import Timeframe
-    from traderunner.marketdata.cache import MarketCache
     from traderunner.redisdb.connection import connect
     from traderunner.redisdb.keys import Keys
 
@@ -193,8 +193,8 @@ def writer_child(
 ) -> None:
     """Write bar 1, 2, ... ``writes`` as the latest candle; report when each write was issued
     and when the server acknowledged it (monotonic clock: system-wide on Linux)."""
+    from traderunner.cache import MarketCache
     from traderunner.domain import CandleArrays, Timeframe
-    from traderunner.marketdata.cache import MarketCache
     from traderunner.redisdb.connection import connect
     from traderunner.redisdb.keys import Keys
     from traderunner.store import Store
@@ -322,8 +322,8 @@ def run(quick: bool, tmp: Path) -> dict[str, Any]:
     import psycopg
     import sqlalchemy as sa
 
+    from traderunner.cache import MarketCache
     from traderunner.domain import Timeframe
-    from traderunner.marketdata.cache import MarketCache
     from traderunner.redisdb.connection import connect
     from traderunner.redisdb.embedded import EmbeddedServer
     from traderunner.redisdb.keys import Keys

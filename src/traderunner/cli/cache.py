@@ -13,8 +13,8 @@ import typer
 from traderunner.cli import common
 
 if TYPE_CHECKING:
+    from traderunner.cache import CacheStats
     from traderunner.config import Settings
-    from traderunner.marketdata.cache import CacheStats
 
 cache_app = typer.Typer(
     name="cache",
@@ -42,8 +42,8 @@ def read(settings: Settings) -> CacheStats:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from traderunner.cache import read_stats
     from traderunner.errors import RedisError
-    from traderunner.marketdata.cache import read_stats
     from traderunner.redisdb.connection import connect, mask_url
     from traderunner.redisdb.keys import Keys
 

@@ -147,8 +147,8 @@ def _open_provider(name: str, settings: Settings, timeframe: Timeframe) -> Itera
         raise ConfigError(
             "no EODHD API token: set TRADERUNNER_EODHD_TOKEN (your token from eodhd.com)"
         )
+    from traderunner.cache import RedisResponseCache
     from traderunner.cli.services import ensure_redis
-    from traderunner.marketdata.cache import RedisResponseCache
     from traderunner.ratelimit import limiter_from_settings
 
     ensure_redis(settings)  # the quota is shared through the durable Redis

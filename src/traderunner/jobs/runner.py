@@ -49,7 +49,7 @@ from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
 from traderunner.store import Store
 
 if TYPE_CHECKING:
-    from traderunner.marketdata.cache import MarketCache
+    from traderunner.cache import MarketCache
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class WorkerContext:
     ) -> WorkerContext:
         """Build the connections of one worker process (after any fork); ``cache=False``
         loads candles from the store without the series cache."""
-        from traderunner.marketdata.cache import MarketCache
+        from traderunner.cache import MarketCache
         from traderunner.redisdb.connection import connect, resolve_urls
 
         store = store or Store.connect(settings.resolved_store_url)

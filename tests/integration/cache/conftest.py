@@ -11,8 +11,8 @@ import redis
 from tests.integration.cache.helpers import CandleQueries
 from tests.integration.store.store_helpers import make_candles
 from tests.redishelpers import RedisPair
+from traderunner.cache import MarketCache
 from traderunner.config import Settings
-from traderunner.marketdata.cache import MarketCache
 from traderunner.redisdb.connection import connect
 from traderunner.store import Store
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from traderunner.cache import MarketCache
 from traderunner.domain.timeframe import Timeframe
-from traderunner.marketdata.cache import MarketCache
 from traderunner.redisdb.connection import connect
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.clihelpers import Ran, clean_env, run_process
 from tests.redishelpers import free_port
+from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
-from traderunner.marketdata.cache import MarketCache
 
 
 def _run(*args: str, **env: str) -> Ran:

@@ -16,14 +16,14 @@ import redis
 from tests.integration.cache.helpers import CandleQueries
 from tests.integration.store.store_helpers import assert_same_bars, make_candles
 from tests.redishelpers import RedisPair, start_pair
+from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
-from traderunner.marketdata.cache import MarketCache
 from traderunner.redisdb.connection import connect
 from traderunner.store import Store
 
 M5 = Timeframe.M5
-LOGGER = "traderunner.marketdata.cache"
+LOGGER = "traderunner.cache"
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import redis
 
 from tests.integration.cache.helpers import CandleQueries
 from tests.integration.store.store_helpers import make_candles
+from traderunner.cache import MarketCache
+from traderunner.cache.local import MISSING, LocalTier
 from traderunner.config import Settings
 from traderunner.domain import Candle, Timeframe
-from traderunner.marketdata.cache import MarketCache
-from traderunner.marketdata.cache.local import MISSING, LocalTier
 from traderunner.store import Store
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from tests.integration.cache.helpers import writer_child
 from tests.redishelpers import start_pair
+from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
-from traderunner.marketdata.cache import MarketCache
 from traderunner.store import Store
 
 WRITES = 40

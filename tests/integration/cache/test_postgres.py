@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from tests.integration.cache.conftest import N_BARS
 from tests.integration.store.store_helpers import assert_same_bars, make_candles
 from tests.redishelpers import RedisPair
+from traderunner.cache import MarketCache
 from traderunner.domain import Timeframe
-from traderunner.marketdata.cache import MarketCache
 from traderunner.redisdb.connection import connect
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store, normalize_url

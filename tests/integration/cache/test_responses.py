@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from tests.redishelpers import start_pair
+from traderunner.cache import RedisResponseCache, read_stats
 from traderunner.config import Settings
-from traderunner.marketdata.cache import RedisResponseCache, read_stats
 from traderunner.marketdata.providers import ResponseCache
 from traderunner.redisdb.connection import connect
 from traderunner.redisdb.keys import Keys
@@ -44,7 +44,7 @@ def test_round_trip_with_ttl_and_hashed_key(settings: Settings, raw: redis.Redis
 def test_garbage_and_a_dead_server_are_misses_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="traderunner.marketdata.cache")
+    caplog.set_level(logging.INFO, logger="traderunner.cache")
     pair = start_pair(tmp_path / "valkey")
     try:
         client = connect(pair.cache.url, decode=False)

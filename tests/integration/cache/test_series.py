@@ -10,9 +10,9 @@ import redis
 
 from tests.integration.cache.helpers import CandleQueries
 from tests.integration.store.store_helpers import assert_same_bars, make_candles
+from traderunner.cache import MarketCache
 from traderunner.domain import Timeframe
 from traderunner.errors import DataRangeError
-from traderunner.marketdata.cache import MarketCache
 from traderunner.store import Store
 
 M5 = Timeframe.M5

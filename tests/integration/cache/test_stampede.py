@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from tests.integration.cache.helpers import CandleQueries, stampede_child
+from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
-from traderunner.marketdata.cache import MarketCache
 from traderunner.store import Store
 
 PROCESSES = 4

@@ -17,11 +17,11 @@ from tests.integration.cache.helpers import CandleQueries
 from tests.jobenv import job_env, make_settings
 from tests.jobhelpers import seed_candles
 from tests.redishelpers import RedisPair
+from traderunner.cache import read_stats
 from traderunner.domain.jobs import JobState
 from traderunner.jobs import SweepSpec
 from traderunner.jobs.client import JobClient
 from traderunner.jobs.runner import WorkerContext, execute
-from traderunner.marketdata.cache import read_stats
 from traderunner.redisdb.connection import connect
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.integration.eodhd.fake_eodhd import FakeEodhd
 from tests.redishelpers import start_pair
-from traderunner.marketdata.cache import RedisResponseCache
+from traderunner.cache import RedisResponseCache
 from traderunner.marketdata.fetch import fetch_to_store
 from traderunner.marketdata.providers.eodhd import EodhdProvider
 from traderunner.redisdb.connection import connect

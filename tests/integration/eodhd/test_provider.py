@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.integration.eodhd.conftest import TOKEN, Waits
 from tests.integration.eodhd.fake_eodhd import Canned, FakeEodhd, bars_equal, expected_bars
 from tests.redishelpers import RedisPair
+from traderunner.cache import RedisResponseCache
 from traderunner.domain.sessions import US_EQUITY
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import (
@@ -31,7 +32,6 @@ from traderunner.errors import (
     ProviderResponseError,
     RateLimitedError,
 )
-from traderunner.marketdata.cache import RedisResponseCache
 from traderunner.marketdata.fetch import fetch_to_store
 from traderunner.marketdata.providers import Provider
 from traderunner.marketdata.providers.eodhd import INTRADAY, EodhdProvider

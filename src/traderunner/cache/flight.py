@@ -24,8 +24,8 @@ from typing import Any, TypeVar, cast
 
 import redis
 
-from traderunner.marketdata.cache import codec
-from traderunner.marketdata.cache.clients import error_kind
+from traderunner.cache import codec
+from traderunner.cache.clients import error_kind
 from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, Keys
 from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
 

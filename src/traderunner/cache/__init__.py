@@ -2,7 +2,7 @@
 
 ::
 
-    from traderunner.marketdata.cache import MarketCache, RedisResponseCache, CacheStats
+    from traderunner.cache import MarketCache, RedisResponseCache, CacheStats
 
 ``MarketCache`` (market.py) is the read-through cache in front of the store, with stampede
 protection and an in-process tier kept coherent by Redis invalidations (local.py);
@@ -12,8 +12,8 @@ counters every process adds to Redis (stats.py) without building a cache. Values
 and all of it can be rebuilt from the store.
 """
 
-from traderunner.marketdata.cache.market import MarketCache
-from traderunner.marketdata.cache.responses import RedisResponseCache
-from traderunner.marketdata.cache.stats import CacheStats, read_stats
+from traderunner.cache.market import MarketCache
+from traderunner.cache.responses import RedisResponseCache
+from traderunner.cache.stats import CacheStats, read_stats
 
 __all__ = ["CacheStats", "MarketCache", "RedisResponseCache", "read_stats"]

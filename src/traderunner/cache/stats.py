@@ -18,8 +18,8 @@ from typing import Any, cast
 
 import redis
 
+from traderunner.cache.clients import UNREACHABLE
 from traderunner.errors import RedisError
-from traderunner.marketdata.cache.clients import UNREACHABLE
 from traderunner.redisdb.connection import mask_url
 from traderunner.redisdb.keys import CACHE_STATS_TTL, Keys
 

@@ -16,10 +16,10 @@ from typing import cast
 
 import redis
 
+from traderunner.cache import codec
+from traderunner.cache.clients import ByteClients, Problems, cache_client, error_kind
+from traderunner.cache.stats import Counters
 from traderunner.config import Settings
-from traderunner.marketdata.cache import codec
-from traderunner.marketdata.cache.clients import ByteClients, Problems, cache_client, error_kind
-from traderunner.marketdata.cache.stats import Counters
 from traderunner.redisdb.keys import Keys
 
 DOWN_BACKOFF = 0.5

@@ -15,7 +15,7 @@ from redis.retry import Retry
 from traderunner.config import Settings
 from traderunner.redisdb.connection import connect, resolve_urls
 
-log = logging.getLogger("traderunner.marketdata.cache")
+log = logging.getLogger("traderunner.cache")
 
 #: The cache server is down or unreachable (refused, reset, timed out, loading, bad password).
 UNREACHABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)

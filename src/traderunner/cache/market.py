@@ -42,27 +42,27 @@ from typing import Any, TypeVar, cast
 
 import redis
 
-from traderunner.config import Settings
-from traderunner.domain.candles import Candle, CandleArrays
-from traderunner.domain.timeframe import Timeframe
-from traderunner.errors import DataRangeError, ParameterError
-from traderunner.marketdata.cache import codec
-from traderunner.marketdata.cache.clients import (
+from traderunner.cache import codec
+from traderunner.cache.clients import (
     ByteClients,
     Problems,
     cache_client,
     error_kind,
     tracking_connection,
 )
-from traderunner.marketdata.cache.flight import (
+from traderunner.cache.flight import (
     LATEST_FILL,
     SERIES_FILL,
     Filler,
     FillPolicy,
     Loaded,
 )
-from traderunner.marketdata.cache.local import MISSING, LocalTier, Maintenance
-from traderunner.marketdata.cache.stats import CacheStats, Counters, read_stats
+from traderunner.cache.local import MISSING, LocalTier, Maintenance
+from traderunner.cache.stats import CacheStats, Counters, read_stats
+from traderunner.config import Settings
+from traderunner.domain.candles import Candle, CandleArrays
+from traderunner.domain.timeframe import Timeframe
+from traderunner.errors import DataRangeError, ParameterError
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
 

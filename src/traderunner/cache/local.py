@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from traderunner.marketdata.cache.clients import log
+from traderunner.cache.clients import log
 
 MAX_ENTRIES = 10_000
 #: How long an entry may live without a TTL from Redis (a key without EXPIRE).
