@@ -3,8 +3,9 @@
 =================  ============================================================================
 table              what it holds
 =================  ============================================================================
-``store_meta``     key/value facts about the database itself (``schema_version``), so a later
-                   release can tell which migrations to run.
+``store_meta``     key/value facts about the database itself (``created_at``; stores made
+                   before migrations also hold ``schema_version = 1``). The schema revision
+                   is Alembic's ``alembic_version`` table (``store/migrate.py``).
 ``candles``        one row per bar: ``(symbol, timeframe, ts)`` is the primary key, ``ts`` is
                    the bar's *open* time in Unix epoch **seconds**, UTC. ``CHECK low <= high``
                    keeps nonsense out whichever client writes.
@@ -24,15 +25,13 @@ table              what it holds
 ``job_results``    what a job produced when it is not a backtest result (sweep tables and
                    chunk rows), keyed by job id, insert-if-absent.
 
-Orders, fills, positions and users will get their own tables beside these; they share this
-``metadata`` so ``create_all`` builds everything in one go.
+This module is the live schema the repositories use. Every change to it comes with a migration
+in ``store/migrations/versions`` that builds the same thing; a test checks that the two agree.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-
-SCHEMA_VERSION = 1
 
 metadata = sa.MetaData(
     naming_convention={

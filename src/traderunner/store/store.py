@@ -9,17 +9,17 @@
 * PostgreSQL through psycopg 3: ``postgresql+psycopg://user:pass@host/db``; a bare
   ``postgresql://`` (or ``postgres://``) URL is rewritten to use psycopg.
 
-Connecting creates the tables that are missing. Every failure of the database surfaces as a
+Connecting brings the schema to the code's revision (Alembic migrations, see
+:mod:`~traderunner.store.migrate`): a new database gets every table, an older one is upgraded,
+one written by a newer traderunner is refused. Every failure of the database surfaces as a
 one-line :class:`~traderunner.errors.StoreError` whose URL has its password masked.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from traderunner.errors import DataRangeError, StoreError
-from traderunner.store import schema
+from traderunner.store import migrate
 
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -92,7 +92,7 @@ class Store:
 
     @classmethod
     def connect(cls, url: str | URL, **engine_kwargs: Any) -> Store:
-        """Open the store at ``url`` and create missing tables; StoreError if that fails.
+        """Open the store at ``url`` and migrate it to the code's schema; StoreError if that fails.
 
         ``engine_kwargs`` go to :func:`sqlalchemy.create_engine` (pool sizes, echo ...).
         """
@@ -122,11 +122,14 @@ class Store:
                 "(TRADERUNNER_STORE_URL), user and password"
             ) from None
         try:
-            _create_schema(engine)
+            migrate.upgrade(engine, where)
+        except StoreError:
+            engine.dispose()
+            raise
         except (SQLAlchemyError, sqlite3.Error) as exc:
             engine.dispose()
             raise StoreError(
-                f"cannot create the tables of the store at {where}: "
+                f"cannot create or upgrade the tables of the store at {where}: "
                 f"{_scrub(_first_line(exc), parsed)}; check that the user may create tables "
                 "and the disk is writable"
             ) from None
@@ -203,28 +206,3 @@ def _make_parent_folder(url: URL, where: str) -> None:
 def _scrub(text: str, url: URL) -> str:
     # Driver messages rarely echo the password, but a DSN in an error must never leak it.
     return text.replace(url.password, "***") if url.password else text
-
-
-def _create_schema(engine: Engine, attempts: int = 3) -> None:
-    # Several processes started together (``traderunner up``) may race to create the tables
-    # of a fresh database; the loser's CREATE fails, and a retry then finds the tables.
-    for attempt in range(attempts):
-        try:
-            with engine.begin() as conn:
-                schema.metadata.create_all(conn)
-                _write_schema_version(conn)
-            return
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
-
-
-def _write_schema_version(conn: Connection) -> None:
-    table = schema.store_meta
-    found = conn.execute(
-        sa.select(table.c.value).where(table.c.key == "schema_version")
-    ).scalar_one_or_none()
-    if found is None:
-        conn.execute(table.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
-        conn.execute(table.insert().values(key="created_at", value=datetime.now(UTC).isoformat()))

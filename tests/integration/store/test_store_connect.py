@@ -10,8 +10,7 @@ import sqlalchemy as sa
 
 from traderunner.domain import Timeframe
 from traderunner.errors import StoreError
-from traderunner.store import Store, normalize_url
-from traderunner.store.schema import SCHEMA_VERSION
+from traderunner.store import Store, migrate, normalize_url
 
 from .store_helpers import assert_same_bars, make_candles
 
@@ -33,14 +32,15 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: 
     raw.dispose()
 
 
-def test_connect_creates_the_tables_and_records_the_schema_version(store: Store) -> None:
+def test_connect_creates_the_tables_at_the_newest_revision(store: Store) -> None:
     names = set(sa.inspect(store.engine).get_table_names())
-    assert {"candles", "series", "backtest_results", "store_meta"} <= names
+    assert {"candles", "series", "backtest_results", "store_meta", "alembic_version"} <= names
     with store.engine.connect() as conn:
-        version = conn.exec_driver_sql(
-            "SELECT value FROM store_meta WHERE key = 'schema_version'"
+        assert migrate.current(conn) == migrate.head()
+        created = conn.exec_driver_sql(
+            "SELECT value FROM store_meta WHERE key = 'created_at'"
         ).scalar()
-    assert version == str(SCHEMA_VERSION)
+    assert created is not None and created.startswith("20")
 
 
 def test_reconnecting_finds_the_data_again(store_url: str) -> None:

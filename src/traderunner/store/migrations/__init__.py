@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; :mod:`traderunner.store.migrate` runs them."""
