@@ -9,7 +9,8 @@
     │   ├── OptionError              bad engine option (fill, direction, size, fees, stops)
     │   ├── DataRangeError           bad or empty date range, unknown symbol or timeframe
     │   ├── QuotaError               a rate-limit quota or request cost that can never be met
-    │   └── DataFileError            an import file that cannot be used (says which row and why)
+    │   ├── DataFileError            an import file that cannot be used (says which row and why)
+    │   └── PermissionDeniedError    another user's job or run: only its owner or an admin may
     ├── StrategyError                a strategy (built-in or user plugin) failed: fix the strategy
     │   └── StrategyLoadError        a user strategy file or entry point could not be loaded
     ├── StoreError                   the SQL store failed or is unreachable: check its URL/server
@@ -60,6 +61,11 @@ class QuotaError(UserInputError):
 
 class DataFileError(UserInputError):
     """An import file is unusable; the message names the file, the row and the fix."""
+
+
+class PermissionDeniedError(UserInputError):
+    """The acting user may not change this job or run: it is another user's, and they are not
+    an admin. Nothing was changed."""
 
 
 class StrategyError(TraderunnerError):

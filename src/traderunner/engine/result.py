@@ -1,8 +1,10 @@
 """Backtest results: per-symbol and portfolio equity, trades and metrics, and their JSON form.
 
-``BacktestResult.to_dict()`` is the one serialised shape of a result (the store saves
-``to_dict(curve=True)``; the CLI and dashboard read it). It is JSON-safe: NaN and infinities
-become ``None`` and times are ISO-8601 strings in UTC (``2024-01-02T14:30:00Z``).
+``BacktestResult.to_dict()`` is the one serialised shape of a result (the store saves it, with
+the equity curve and the lists of records as compact tables; the CLI and dashboard read it). It
+is JSON-safe through the project's one converter, :func:`~traderunner.domain.jsonsafe.json_safe`
+(re-exported here): NaN and infinities become ``None`` and times are ISO-8601 strings in UTC
+(``2024-01-02T14:30:00Z``).
 
 Trade times are the timestamps of the bars the fills happened on (a bar's timestamp is its
 open time, also for fills at its close).
@@ -10,7 +12,6 @@ open time, also for fills at its close).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from traderunner.domain.jsonsafe import json_safe
 from traderunner.engine.kernel import EXIT_REASONS, KernelRun
 from traderunner.engine.options import BacktestOptions
 
@@ -89,15 +91,6 @@ class BacktestResult:
             times = iso_times(_ns(self.equity.index))
             out["equity"] = [list(p) for p in zip(times, float_list(self.equity), strict=True)]
         return out
-
-
-def json_safe(value: Any) -> Any:
-    """Plain Python scalars with NaN/inf as None (NumPy scalars are unwrapped)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def float_list(values: pd.Series | npt.NDArray[np.float64]) -> list[float | None]:

@@ -1,4 +1,4 @@
-"""The SQL store, the system of record: candles, series versions and backtest results.
+"""The SQL store, the system of record: candles, series versions, saved runs and jobs.
 
 ::
 
@@ -7,19 +7,21 @@
     store.candles.upsert(candles)                          # -> rows written; bumps the version
     store.candles.load("AAPL", Timeframe.M5, start_ns, end_ns)   # -> CandleArrays
     store.candles.list_series()                            # -> [SeriesInfo, ...]
-    store.results.save(result.to_dict(curve=True), result_id=job_id)
+    store.runs.save_backtest(result, owner="ana", timeframe="M5", prices=candles)  # -> run id
+    store.runs.list(strategy="sma_cross", symbol="AAPL")  # -> Page of RunRecord, newest first
+    store.runs.frames(store.runs.resolve("a0d6"))          # -> {"equity": DataFrame, ...}
     store.close()
 
 SQLAlchemy 2 Core only (no ORM). The pure layers (domain, strategies, engine) never import it.
 """
 
 from traderunner.store.candles import CandleRepository, SeriesInfo
-from traderunner.store.results import ResultRepository
+from traderunner.store.runs import RunRepository
 from traderunner.store.store import Store, mask_url, normalize_url
 
 __all__ = [
     "CandleRepository",
-    "ResultRepository",
+    "RunRepository",
     "SeriesInfo",
     "Store",
     "mask_url",

@@ -12,18 +12,22 @@ table              what it holds
 ``series``         one row per ``(symbol, timeframe)``: source label, bar count, first/last
                    ``ts`` and a ``version`` bumped by every write. The version is what keys the
                    (later) Redis series cache: a changed version means a stale cache entry.
-``backtest_results``  one row per saved backtest, keyed by an id (the job id when run as a
-                   job, so a redelivered job that finds its row does nothing). ``summary`` is
-                   the whole ``BacktestResult.to_dict(curve=True)``; the other columns are
-                   copies of parts of it for listing and filtering without parsing JSON.
-=================  ============================================================================
-
+``runs``           one row per saved run (backtest or sweep, local or a job's; a job's run has
+                   the job's id, so a redelivered job that finds its row does nothing): kind,
+                   origin, owner, strategy, symbols, timeframe, name, and as JSON the params (a
+                   sweep's grid), every engine option, the metrics (a sweep's best row) and the
+                   rest of the summary; ``size_bytes`` is what the run takes.
+``run_tables``     a run's large parts, one Parquet blob per ``(run_id, name)``: ``equity``,
+                   ``price:SYMBOL``, ``trade_list`` (and any other list of records a result
+                   reports), a sweep's ``rows`` (see ``store/tables.py``).
 ``jobs``           one row per job (backtest, sweep, sweep chunk, no-op): kind, spec (JSON),
                    state, queue and priority, owner, progress, attempts, worker, error,
                    parent (a sweep chunk's sweep) and timestamps. Written before the job's
                    message is enqueued and on every state change (see ``store/jobs.py``).
-``job_results``    what a job produced when it is not a backtest result (sweep tables and
-                   chunk rows), keyed by job id, insert-if-absent.
+``job_results``    what a job produced that is not a run: a sweep chunk's rows (a Parquet blob
+                   in ``data``, dropped when its sweep's run is written), a no-op's echo;
+                   keyed by job id, insert-if-absent.
+=================  ============================================================================
 
 This module is the live schema the repositories use. Every change to it comes with a migration
 in ``store/migrations/versions`` that builds the same thing; a test checks that the two agree.
@@ -78,21 +82,35 @@ series = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-backtest_results = sa.Table(
-    "backtest_results",
+runs = sa.Table(
+    "runs",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False, index=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("strategy", sa.String(128), nullable=False, index=True),
     sa.Column("symbols", sa.JSON, nullable=False),
-    sa.Column("timeframe", sa.String(8), nullable=True),
-    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("timeframe", sa.String(8), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    # Plain JSON, not JSONB, on PostgreSQL: JSONB reorders object keys, and the order of
+    # symbols and metrics in a summary is part of what it says.
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
     sa.Column("metrics", sa.JSON, nullable=False),
-    # Plain JSON, not JSONB, on PostgreSQL: JSONB reorders object keys, and the order of
-    # symbols and metrics in a summary is part of what it says.
     sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+)
+
+run_tables = sa.Table(
+    "run_tables",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 jobs = sa.Table(
@@ -124,4 +142,5 @@ job_results = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=True),
 )

@@ -73,8 +73,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Store:
     """The system of record. Build it with :meth:`connect`; close it with :meth:`close`.
 
-    ``candles`` (:class:`~traderunner.store.candles.CandleRepository`) and ``results``
-    (:class:`~traderunner.store.results.ResultRepository`) are the repositories. A Store is
+    ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
+    (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps) and ``jobs``
+    (:class:`~traderunner.store.jobs.JobRepository`) are the repositories. A Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
@@ -82,12 +83,12 @@ class Store:
     def __init__(self, engine: Engine, url: URL) -> None:
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
-        from traderunner.store.results import ResultRepository
+        from traderunner.store.runs import RunRepository
 
         self.engine = engine
         self.url = url
         self.candles = CandleRepository(self)
-        self.results = ResultRepository(self)
+        self.runs = RunRepository(self)
         self.jobs = JobRepository(self)
 
     @classmethod

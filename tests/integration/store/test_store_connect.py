@@ -34,7 +34,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: 
 
 def test_connect_creates_the_tables_at_the_newest_revision(store: Store) -> None:
     names = set(sa.inspect(store.engine).get_table_names())
-    assert {"candles", "series", "backtest_results", "store_meta", "alembic_version"} <= names
+    assert {"candles", "series", "runs", "run_tables", "store_meta", "alembic_version"} <= names
     with store.engine.connect() as conn:
         assert migrate.current(conn) == migrate.head()
         created = conn.exec_driver_sql(
@@ -47,10 +47,19 @@ def test_reconnecting_finds_the_data_again(store_url: str) -> None:
     bars = make_candles(40)
     with Store.connect(store_url) as first:
         first.candles.upsert(bars)
-        first.results.save({"strategy": "macd", "metrics": {}}, result_id="kept")
+        first.runs.save_sweep(
+            [{"fast": 3, "sharpe": 0.5}],
+            owner="ana",
+            strategy="macd",
+            symbols=["AAPL"],
+            timeframe="M5",
+            grid={"fast": [3]},
+            options={},
+            run_id="kept",
+        )
     with Store.connect(store_url) as second:
         assert_same_bars(second.candles.load("AAPL", Timeframe.M5), bars)
-        assert second.results.get("kept") is not None
+        assert second.runs.records("kept", "rows") == [{"fast": 3, "sharpe": 0.5}]
 
 
 def test_two_writers_at_once_both_succeed(store: Store) -> None:
