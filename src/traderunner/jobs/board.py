@@ -76,15 +76,18 @@ class JobBoard:
         state: JobState,
         *,
         expect: Iterable[JobState] | None = None,
-        result: tuple[JobKind, dict[str, Any]] | None = None,
+        result: tuple[JobKind, dict[str, Any], Any] | None = None,
         **fields: Any,
     ) -> bool:
         """Move a job to ``state`` (compare-and-set on ``expect``); store, hash, event.
 
         ``result`` is stored in the same transaction as the state (see JobRepository.update).
         Returns False (and changes nothing) when the job's state was not one of ``expect``.
+        A failed job's message is its error (unless a message is given).
         """
         now = datetime.now(UTC)
+        if state is JobState.FAILED and fields.get("error") and "message" not in fields:
+            fields["message"] = fields["error"]
         if state is JobState.RUNNING:
             fields.setdefault("started_at", now)
         if state.terminal:
@@ -155,7 +158,7 @@ class JobBoard:
             data = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
         except redis.RedisError:
             return {}
-        return {str(k): str(v) for k, v in data.items()}
+        return _text_map(data)
 
     def get(self, job_id: str) -> JobRecord | None:
         """The record from the store with live progress merged in (see :meth:`with_live`)."""
@@ -168,19 +171,45 @@ class JobBoard:
         The store wins on state: a terminal store state is never overridden by a stale hash,
         and a hash that disagrees (lost, or behind) is ignored.
         """
-        if record.state.terminal:
-            return record
-        live = self.live(record.id)
-        if not live or live.get("state") != record.state.value:
-            return record
-        return replace(
-            record,
-            progress=float(live.get("progress") or record.progress),
-            message=live.get("message", record.message),
-        )
+        return self.with_live_many([record])[0]
+
+    def with_live_many(self, records: Sequence[JobRecord]) -> list[JobRecord]:
+        """:meth:`with_live` for many records, reading their hashes in one pipelined round trip
+        (only the jobs that have not ended have a live state worth reading)."""
+        open_ = [r for r in records if not r.state.terminal]
+        if not open_:
+            return list(records)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for record in open_:
+                pipe.hgetall(self.keys.job(record.id))
+            hashes = pipe.execute()
+        except redis.RedisError:
+            return list(records)
+        live = {r.id: _text_map(h) for r, h in zip(open_, hashes, strict=True)}
+        return [_merged(record, live.get(record.id, {})) for record in records]
 
     def cancel_requested(self, job_id: str) -> bool:
         try:
             return bool(self.redis.exists(self.keys.job_cancel(job_id)))
         except redis.RedisError:
             return False
+
+
+def _text_map(data: Any) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
+        for k, v in dict(data or {}).items()
+    }
+
+
+def _merged(record: JobRecord, live: dict[str, str]) -> JobRecord:
+    if record.state.terminal or not live or live.get("state") != record.state.value:
+        return record
+    return replace(
+        record,
+        progress=float(live.get("progress") or record.progress),
+        message=live.get("message", record.message),
+    )

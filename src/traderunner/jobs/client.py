@@ -12,6 +12,8 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -19,6 +21,7 @@ from celery import Celery
 
 from traderunner.config import Settings
 from traderunner.domain.jobs import JobKind, JobRecord, JobState, Queue
+from traderunner.domain.runs import Page, ensure_may_change
 from traderunner.errors import RedisError, UserInputError
 from traderunner.jobs.app import make_celery
 from traderunner.jobs.board import JobBoard
@@ -184,30 +187,53 @@ class JobClient:
             raise UserInputError(f"no job {job_id!r}: see `traderunner jobs list`")
         return record
 
+    def resolve(self, text: str) -> str:
+        """The id of the one job whose id is ``text`` or starts with it (as git takes a commit
+        prefix); a one-line UserInputError for an unknown or ambiguous prefix."""
+        return self.store.jobs.resolve(text)
+
     def list(
         self,
         *,
         states: builtins.list[JobState] | None = None,
         owner: str | None = None,
         kinds: builtins.list[JobKind] | None = None,
+        strategy: str | None = None,
+        symbol: str | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
+        offset: int = 0,
         include_chunks: bool = False,
-    ) -> builtins.list[JobRecord]:
-        """Jobs newest first; sweep chunks only when asked (they belong to their sweep)."""
-        records = self.store.jobs.list(
-            states=states, owner=owner, kinds=kinds, limit=limit, top_level=not include_chunks
+    ) -> Page[JobRecord]:
+        """One page of jobs matching every filter given, newest first, with the total count.
+
+        Sweep chunks only when asked (they belong to their sweep). The live progress of the
+        page's unfinished jobs is read from Redis in one pipelined round trip.
+        """
+        page = self.store.jobs.page(
+            states=states,
+            owner=owner,
+            kinds=kinds,
+            strategy=strategy,
+            symbol=symbol,
+            created_from=created_from,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            top_level=not include_chunks,
         )
-        return [self.board.with_live(record) for record in records]
+        return replace(page, items=self.board.with_live_many(page.items))
 
     def children(self, job_id: str) -> builtins.list[JobRecord]:
         return self.store.jobs.list(parent=job_id, limit=None, newest_first=False)
 
     def result(self, job_id: str) -> dict[str, Any] | None:
-        """What the job produced: a backtest's summary, a sweep's table; None until done."""
+        """What the job produced, as its local run prints it with ``--json``: a backtest's
+        summary (with its trade list), a sweep's summary and rows; None until it is saved."""
         record = self.status(job_id)
-        if record.kind is JobKind.BACKTEST:
-            saved = self.store.results.get(job_id)
-            return dict(saved["summary"]) if saved else None
+        if record.kind in (JobKind.BACKTEST, JobKind.SWEEP):
+            return self.store.runs.document(job_id)
         return self.store.jobs.result(job_id)
 
     def follow(
@@ -259,9 +285,13 @@ class JobClient:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def cancel(self, job_id: str) -> JobRecord:
-        """Cancel: queued jobs never start; running jobs stop at their next check."""
+    def cancel(self, job_id: str, *, actor: str, is_admin: bool = False) -> JobRecord:
+        """Cancel: queued jobs never start; running jobs stop at their next check.
+
+        ``actor`` is the user asking; another user's job is refused unless ``is_admin``.
+        """
         record = self.status(job_id)
+        ensure_may_change(record.owner, actor, is_admin=is_admin, what=f"job {job_id}")
         if record.state.terminal:
             return record
         targets = [record]
@@ -283,9 +313,13 @@ class JobClient:
             finish_parent(self.store, self.board, job_id)
         return self.status(job_id)
 
-    def retry(self, job_id: str) -> JobRecord:
-        """Queue a failed or cancelled job again (for a sweep: its unfinished chunks)."""
+    def retry(self, job_id: str, *, actor: str, is_admin: bool = False) -> JobRecord:
+        """Queue a failed or cancelled job again (for a sweep: its unfinished chunks).
+
+        ``actor`` is the user asking; another user's job is refused unless ``is_admin``.
+        """
         record = self.status(job_id)
+        ensure_may_change(record.owner, actor, is_admin=is_admin, what=f"job {job_id}")
         if record.state not in (JobState.FAILED, JobState.CANCELLED):
             raise UserInputError(
                 f"job {job_id} is {record.state.value}; only failed or cancelled jobs can be "

@@ -34,6 +34,7 @@ import redis
 from traderunner.config import Settings
 from traderunner.domain.jobs import TERMINAL, JobKind, JobRecord, JobState
 from traderunner.domain.period import Period
+from traderunner.domain.runs import RunOrigin
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import (
     CancelledError,
@@ -232,7 +233,7 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
 
 def _has_result(ctx: WorkerContext, record: JobRecord) -> bool:
     if record.kind is JobKind.BACKTEST:
-        return ctx.store.results.get(record.id) is not None
+        return ctx.store.runs.get(record.id) is not None
     return ctx.store.jobs.result(record.id) is not None
 
 
@@ -322,12 +323,13 @@ def _load(ctx: WorkerContext, spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-JobResult = tuple[JobKind, dict[str, Any]] | None
+#: (kind, JSON payload, table or None): a job result stored with the job's final state.
+JobResult = tuple[JobKind, dict[str, Any], Any] | None
 
 
 def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
     """Run the job; returns its summary line and the result to store with its final state
-    (None when the result went elsewhere: a backtest's goes to ``backtest_results``)."""
+    (None when the result went elsewhere: a backtest is saved as a run under the job's id)."""
     spec = record.spec
     reporter = _Reporter(ctx, record.id)
     if record.kind is JobKind.NOOP:
@@ -339,7 +341,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
                 time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
         if spec.get("fail"):
             raise StrategyError(str(spec["fail"]))
-        return "done", (JobKind.NOOP, {"ok": True})
+        return "done", (JobKind.NOOP, {"ok": True}, None)
     from traderunner.engine import run_backtest, run_sweep
 
     candles = _load(ctx, spec)
@@ -352,10 +354,16 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             should_stop=reporter.should_stop,
             **dict(spec.get("options") or {}),
         )
-        summary = result.to_dict(curve=True)
-        summary["name"] = spec.get("name") or ""
-        summary["timeframe"] = spec["timeframe"]
-        ctx.store.results.save(summary, result_id=record.id)
+        ctx.store.runs.save_backtest(
+            result,
+            owner=record.owner,
+            origin=RunOrigin.JOB,
+            run_id=record.id,
+            timeframe=spec["timeframe"],
+            name=str(spec.get("name") or ""),
+            period=Period.parse(spec.get("start"), spec.get("end")).describe(),
+            prices=candles,
+        )
         line = f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
         return line, None
     if record.kind is JobKind.SWEEP_CHUNK:
@@ -368,26 +376,14 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             should_stop=reporter.should_stop,
             **dict(spec.get("options") or {}),
         )
-        rows = {
+        payload = {
             "offset": int(spec.get("offset", 0)),
-            "rows": _json_rows(sweep.rows),
+            "count": len(sweep.rows),
             "elapsed_s": sweep.elapsed_s,
+            "sources": {s: c.source for s, c in candles.items()},
         }
-        return f"{len(sweep.rows)} combinations", (JobKind.SWEEP_CHUNK, rows)
+        return f"{len(sweep.rows)} combinations", (JobKind.SWEEP_CHUNK, payload, sweep.to_frame())
     raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")
-
-
-def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    import math
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-            return None
-        if hasattr(v, "item"):
-            return clean(v.item())
-        return v
-
-    return [{k: clean(v) for k, v in row.items()} for row in rows]
 
 
 # -- sweep parents ---------------------------------------------------------------------------
@@ -444,33 +440,66 @@ def finish_parent(store: Store, board: JobBoard, parent_id: str) -> JobState | N
             parent_id,
             JobState.CANCELLED,
             expect=(JobState.QUEUED, JobState.RUNNING),
-            message="cancelled",
+            message=_how_far(store, parent, "cancelled after", done, total),
         )
         return JobState.CANCELLED
     if done < total:
         board.progress(parent_id, done / max(total, 1), f"{done}/{total} chunks")
         return None
-    children = store.jobs.list(parent=parent_id, limit=None, newest_first=False)
-    payloads = store.jobs.results([c.id for c in children])
-    rows: list[dict[str, Any]] = []
-    for payload in sorted(payloads.values(), key=lambda p: int(p.get("offset", 0))):
-        rows.extend(payload.get("rows", []))
-    store.jobs.save_result(
-        parent_id,
-        JobKind.SWEEP,
-        {
-            "rows": rows,
-            "combinations": len(rows),
-            "chunks": total,
-            "skipped": int(parent.spec.get("skipped", 0)),
-            "compute_s": sum(float(p.get("elapsed_s", 0.0)) for p in payloads.values()),
-        },
-    )
+    _save_sweep_run(store, parent, total)
     board.transition(
         parent_id,
         JobState.SUCCEEDED,
         expect=(JobState.QUEUED, JobState.RUNNING),
         progress=1.0,
-        message=f"{len(rows)} combinations in {total} chunks",
+        message=f"{int(parent.spec.get('combinations') or 0)} combinations in {total} chunks",
     )
     return JobState.SUCCEEDED
+
+
+def _how_far(store: Store, parent: JobRecord, what: str, done: int, total: int) -> str:
+    """``cancelled after 3 of 8 chunks (1,200 of 3,200 combinations)``."""
+    finished = store.jobs.list(parent=parent.id, states=[JobState.SUCCEEDED], limit=None)
+    combos = sum(len(c.spec.get("combos") or ()) for c in finished)
+    of = int(parent.spec.get("combinations") or 0)
+    return f"{what} {done} of {total} chunks ({combos:,} of {of:,} combinations)"
+
+
+def _save_sweep_run(store: Store, parent: JobRecord, total: int) -> None:
+    """Assemble the chunks' rows (in combination order) into the sweep's run; the chunks'
+    rows are dropped in the same transaction. Insert-if-absent: a second caller writes nothing."""
+    import pyarrow as pa
+
+    from traderunner.engine import BacktestOptions
+
+    children = store.jobs.list(parent=parent.id, limit=None, newest_first=False)
+    ids = [c.id for c in children]
+    payloads = store.jobs.results(ids)
+    tables = store.jobs.tables(ids)
+    order = sorted(tables, key=lambda i: int(payloads.get(i, {}).get("offset", 0)))
+    parts = [tables[i].replace_schema_metadata(None) for i in order]
+    rows = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+    spec = parent.spec
+    sources: dict[str, str] = {}
+    for payload in payloads.values():
+        sources.update(payload.get("sources") or {})
+    store.runs.save_sweep(
+        rows,
+        owner=parent.owner,
+        origin=RunOrigin.JOB,
+        run_id=parent.id,
+        strategy=str(spec.get("strategy") or ""),
+        symbols=list(spec.get("symbols") or ()),
+        timeframe=str(spec.get("timeframe") or ""),
+        grid=dict(spec.get("grid") or {}),
+        options=BacktestOptions.from_kwargs(**dict(spec.get("options") or {})).to_dict(),
+        name=str(spec.get("name") or ""),
+        period=Period.parse(spec.get("start"), spec.get("end")).describe(),
+        summary={
+            "chunks": total,
+            "skipped": int(spec.get("skipped", 0)),
+            "compute_s": sum(float(p.get("elapsed_s", 0.0)) for p in payloads.values()),
+            "sources": sources,
+        },
+        drop_job_results=ids,
+    )

@@ -227,7 +227,7 @@ class RunRepository:
 
     def resolve(self, text: str) -> str:
         """The id of the one run whose id is ``text`` or starts with it; one-line errors."""
-        prefix = check_prefix(text, "run", _LISTING)
+        prefix = check_prefix(text, "result", _LISTING)
         query = (
             sa.select(runs.c.id)
             .where(runs.c.id.startswith(prefix, autoescape=True))
@@ -236,7 +236,7 @@ class RunRepository:
         )
         with self._store.transaction("find a run") as conn:
             found = list(conn.execute(query).scalars())
-        return one_match(prefix, found, "run", _LISTING)
+        return one_match(prefix, found, "result", _LISTING)
 
     def get(self, run_id: str) -> RunRecord | None:
         """The run with exactly this id (see :meth:`resolve` for prefixes), or None."""

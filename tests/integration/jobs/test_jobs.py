@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from tests.redishelpers import RedisPair
 from traderunner.domain.jobs import JobKind, JobState, Queue
 from traderunner.domain.timeframe import Timeframe
 from traderunner.engine import run_backtest, run_sweep
+from traderunner.errors import PermissionDeniedError, UserInputError
 from traderunner.jobs import BacktestSpec, NoopSpec, SweepSpec
 from traderunner.marketdata import load_candles
 
@@ -45,7 +48,14 @@ def test_backtest_job_matches_the_engine_in_process(env: JobEnv) -> None:
     assert summary["trades"] == direct.n_trades > 0
     for name in ("total_return", "sharpe", "max_drawdown", "win_rate"):
         assert summary["metrics"][name] == pytest.approx(direct.metrics[name], nan_ok=True)
-    assert env.store.results.get(record.id)["name"] == "run one"
+    run = env.store.runs.get(record.id)
+    assert run is not None and (run.name, run.owner, run.origin.value) == (
+        "run one",
+        "alice",
+        "job",
+    )
+    assert run.options["fees_bps"] == 1.0 and set(run.tables) >= {"equity", "price:AAA"}
+    assert summary["trade_list"] == json.loads(json.dumps(direct.to_dict()["trade_list"]))
 
 
 def test_sweep_fans_out_and_assembles_the_same_table(env: JobEnv) -> None:
@@ -58,6 +68,10 @@ def test_sweep_fans_out_and_assembles_the_same_table(env: JobEnv) -> None:
     assert done.state is JobState.SUCCEEDED, done.error
     table = env.client.result(record.id)
     assert table is not None and table["chunks"] == 4
+    # The chunks' rows were folded into the sweep's run and dropped with it.
+    assert env.store.jobs.results([c.id for c in children]) == {}
+    run = env.store.runs.get(record.id)
+    assert run is not None and run.kind.value == "sweep" and run.owner == ""
     candles = load_candles(env.store, ["AAA"], Timeframe.M5, None, None)
     direct = run_sweep("sma_cross", candles, grid)
     by_params = {(r["fast"], r["slow"]): r for r in table["rows"]}
@@ -74,11 +88,11 @@ def test_cancel_running_and_queued(env: JobEnv) -> None:
     blockers = [env.client.submit(NoopSpec(sleep_s=30)) for _ in range(2)]
     _wait_state(env, blockers, JobState.RUNNING)
     waiting = env.client.submit(NoopSpec())
-    cancelled = env.client.cancel(waiting.id)
+    cancelled = env.client.cancel(waiting.id, actor="tester")
     assert cancelled.state is JobState.CANCELLED
     t0 = time.monotonic()
     for b in blockers:
-        env.client.cancel(b.id)
+        env.client.cancel(b.id, actor="tester")
     for b in blockers:
         assert env.client.wait(b.id, timeout=10).state is JobState.CANCELLED
     assert time.monotonic() - t0 < 10
@@ -125,11 +139,12 @@ def test_list_filters_and_retry(env: JobEnv) -> None:
     failing = env.client.submit(NoopSpec(fail="planned failure"), owner="bob")
     assert env.client.wait(failing.id, timeout=30).state is JobState.FAILED
     assert env.client.status(failing.id).error == "planned failure"
-    mine = env.client.list(owner="bob")
+    assert env.client.status(failing.id).message == "planned failure"  # its message is its error
+    mine = env.client.list(owner="bob").items
     assert [r.id for r in mine] == [failing.id]
-    assert failing.id in {r.id for r in env.client.list(states=[JobState.FAILED])}
-    assert all(r.kind is JobKind.SWEEP for r in env.client.list(kinds=[JobKind.SWEEP]))
-    retried = env.client.retry(failing.id)
+    assert failing.id in {r.id for r in env.client.list(states=[JobState.FAILED]).items}
+    assert all(r.kind is JobKind.SWEEP for r in env.client.list(kinds=[JobKind.SWEEP]).items)
+    retried = env.client.retry(failing.id, actor="bob")
     assert retried.state in (JobState.QUEUED, JobState.RUNNING, JobState.FAILED)
     again = env.client.wait(failing.id, timeout=30)
     assert again.state is JobState.FAILED and again.attempts == 1  # attempts reset by retry
@@ -142,6 +157,109 @@ def _wait_state(env: JobEnv, records: list, state: JobState, timeout: float = 20
             return
         time.sleep(0.05)
     raise AssertionError(f"jobs not {state} in {timeout}s:\n{env.worker.logs()[-2000:]}")
+
+
+def test_list_filters_by_what_ran_and_pages_with_a_total(env: JobEnv) -> None:
+    since = datetime.now(UTC)
+    ran = [
+        env.client.submit(BacktestSpec("sma_cross", ("AAA",), "M5"), owner="carol"),
+        env.client.submit(BacktestSpec("ema_cross", ("AAA", "BBB"), "M5"), owner="carol"),
+        env.client.submit(BacktestSpec("sma_cross", ("BBB",), "M5"), owner="carol"),
+        env.client.submit(SweepSpec("sma_cross", ("BBB",), {"fast": [3, 5]}, "M5"), owner="dave"),
+    ]
+    for r in ran:
+        assert env.client.wait(r.id, timeout=60).state is JobState.SUCCEEDED
+    ids = [r.id for r in ran]
+
+    def listed(**filters: object) -> list[str]:
+        return [r.id for r in env.client.list(created_from=since, **filters).items]
+
+    assert listed() == ids[::-1]  # newest first; sweep chunks only under their sweep
+    assert listed(owner="carol") == ids[2::-1]
+    assert listed(strategy="ema_cross") == [ids[1]]
+    assert listed(symbol="BBB") == [ids[3], ids[2], ids[1]]
+    assert listed(symbol="BB") == []  # a whole symbol, not a part of one
+    assert listed(symbol="AAA", strategy="sma_cross") == [ids[0]]
+    assert listed(kinds=[JobKind.SWEEP], owner="dave") == [ids[3]]
+    assert listed(states=[JobState.FAILED]) == []
+    assert env.client.list(created_before=since, owner="carol").total == 0
+    first = env.client.list(created_from=since, limit=3)
+    second = env.client.list(created_from=since, limit=3, offset=3)
+    assert first.total == second.total == 4 and first.more and not second.more
+    assert [r.id for r in [*first.items, *second.items]] == ids[::-1]
+    assert env.client.resolve(ids[3][:8]) == ids[3]  # the sweep, not one of its chunks
+    assert env.client.resolve(f"{ids[3]}-0001") == f"{ids[3]}-0001"  # a chunk by its own id
+    with pytest.raises(UserInputError, match="ambiguous"):
+        env.client.resolve(f"{ids[3]}-000")
+
+
+def test_list_reads_the_live_state_of_a_page_in_one_round_trip(env: JobEnv) -> None:
+    blockers = [env.client.submit(NoopSpec(sleep_s=30), owner="lena") for _ in range(2)]
+    _wait_state(env, blockers, JobState.RUNNING)
+    queued = [env.client.submit(NoopSpec(), owner="lena") for _ in range(3)]
+    env.client.board.progress(blockers[0].id, 0.5, "halfway")  # as a worker reports it
+    calls = {"pipelines": 0, "single": 0}
+    redis_client = env.client.redis
+    pipeline, execute = redis_client.pipeline, redis_client.execute_command
+
+    def counting_pipeline(*args: object, **kwargs: object) -> object:
+        calls["pipelines"] += 1
+        return pipeline(*args, **kwargs)
+
+    def counting_execute(*args: object, **kwargs: object) -> object:
+        calls["single"] += 1
+        return execute(*args, **kwargs)
+
+    try:
+        redis_client.pipeline = counting_pipeline  # type: ignore[method-assign]
+        redis_client.execute_command = counting_execute  # type: ignore[method-assign]
+        page = env.client.list(owner="lena", states=[JobState.RUNNING, JobState.QUEUED])
+    finally:
+        redis_client.pipeline = pipeline  # type: ignore[method-assign]
+        redis_client.execute_command = execute  # type: ignore[method-assign]
+        for r in [*blockers, *queued]:
+            env.client.cancel(r.id, actor="lena")
+    assert calls == {"pipelines": 1, "single": 0}
+    assert {r.id for r in page.items} >= {b.id for b in blockers}
+    live = next(r for r in page.items if r.id == blockers[0].id)
+    assert (live.progress, live.message) == (0.5, "halfway")
+
+
+def test_another_users_job_is_refused_unless_the_actor_is_an_admin(env: JobEnv) -> None:
+    job = env.client.submit(NoopSpec(sleep_s=30), owner="erin")
+    with pytest.raises(PermissionDeniedError, match=r"belongs to 'erin', not to 'mallory'"):
+        env.client.cancel(job.id, actor="mallory")
+    assert not env.client.status(job.id).state.terminal
+    assert not env.client.board.cancel_requested(job.id)  # nothing was flagged either
+    assert env.client.cancel(job.id, actor="mallory", is_admin=True).state in (
+        JobState.CANCELLED,
+        JobState.RUNNING,  # a running job stops at its next check
+    )
+    assert env.client.wait(job.id, timeout=10).state is JobState.CANCELLED
+    with pytest.raises(PermissionDeniedError):
+        env.client.retry(job.id, actor="mallory")
+    assert env.client.status(job.id).state is JobState.CANCELLED
+    again = env.client.retry(job.id, actor="erin")
+    assert again.state in (JobState.QUEUED, JobState.RUNNING)
+    env.client.cancel(job.id, actor="erin")
+    assert env.client.wait(job.id, timeout=10).state is JobState.CANCELLED
+
+
+def test_a_cancelled_sweep_says_how_far_it_got(env: JobEnv) -> None:
+    blockers = [env.client.submit(NoopSpec(sleep_s=30)) for _ in range(2)]
+    _wait_state(env, blockers, JobState.RUNNING)  # both worker slots busy: the chunks wait
+    grid = {"fast": [3, 5, 8], "slow": [20, 30]}
+    sweep = env.client.submit(SweepSpec("sma_cross", ("AAA",), grid, "M5", chunk_size=1))
+    chunks = env.client.children(sweep.id)
+    assert len(chunks) == 6
+    for chunk in chunks[:2]:
+        env.client.cancel(chunk.id, actor="")
+    for b in blockers:
+        env.client.cancel(b.id, actor="")
+    done = env.client.wait(sweep.id, timeout=60)
+    assert done.state is JobState.CANCELLED
+    assert done.message == "cancelled after 4 of 6 chunks (4 of 6 combinations)"
+    assert env.client.result(sweep.id) is None  # a cancelled sweep saves no run
 
 
 def test_nothing_here_touches_the_users_home(env: JobEnv) -> None:

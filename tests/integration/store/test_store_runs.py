@@ -145,7 +145,7 @@ def test_ids_resolve_by_unique_prefix(store: Store, backtest: Any) -> None:
     assert store.runs.resolve("abcd2222") == "abcd2222"
     with pytest.raises(UserInputError, match=r"ambiguous: abcd1111, abcd2222 start with it"):
         store.runs.resolve("abcd")
-    with pytest.raises(DataRangeError, match="no run 'ffff'"):
+    with pytest.raises(DataRangeError, match="no result 'ffff'"):
         store.runs.resolve("ffff")
     with pytest.raises(UserInputError, match="too short"):
         store.runs.resolve("ab")
