@@ -25,6 +25,7 @@ from traderunner.cli import common
 from traderunner.cli.cache import cache_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
+from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker
 from traderunner.errors import CancelledError, TraderunnerError
 
@@ -61,6 +62,7 @@ def _root(
 app.command("backtest")(backtest_cmds.backtest)
 app.command("sweep")(backtest_cmds.sweep)
 app.add_typer(data_app, name="data")
+app.add_typer(results_app, name="results")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(redis_app, name="redis")
 app.add_typer(cache_app, name="cache")

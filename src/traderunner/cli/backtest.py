@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from traderunner.cli import common
-from traderunner.cli.render import metrics_table, sweep_table, trades_table
+from traderunner.cli import common, show
 from traderunner.errors import OptionError, ParameterError
 
 if TYPE_CHECKING:
@@ -161,6 +160,30 @@ PriorityOpt = Annotated[
         "--priority", min=0, max=4, help="0 (first) .. 4 within the queue.", rich_help_panel=_JOBS
     ),
 ]
+_RUN = "Saved result"
+OwnerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--owner",
+        help="Who the run is recorded for (default: your OS user name).",
+        rich_help_panel=_RUN,
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str,
+    typer.Option(
+        "--name", help="A name for the run, shown by 'results list'.", rich_help_panel=_RUN
+    ),
+]
+SaveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--save/--no-save",
+        help="Store the result and print its id ('traderunner results ...').",
+        rich_help_panel=_RUN,
+    ),
+]
 
 
 def _engine_options(**values: Any) -> dict[str, Any]:
@@ -170,10 +193,6 @@ def _engine_options(**values: Any) -> dict[str, Any]:
     options = {k: v for k, v in values.items() if v is not None}
     BacktestOptions.from_kwargs(**options)
     return options
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items()) or "(defaults)"
 
 
 def _job_symbols(
@@ -234,9 +253,9 @@ def backtest(
     stop_loss: StopLossOpt = None,
     take_profit: TakeProfitOpt = None,
     trailing_stop: TrailingOpt = None,
-    save: Annotated[
-        bool, typer.Option("--save/--no-save", help="Store the result and print its id.")
-    ] = True,
+    save: SaveOpt = True,
+    owner: OwnerOpt = None,
+    name: NameOpt = "",
     trades: Annotated[
         int, typer.Option("--trades", min=0, help="Show the last N trades.", show_default=False)
     ] = 0,
@@ -261,8 +280,9 @@ def backtest(
         take_profit=take_profit,
         trailing_stop=trailing_stop,
     )
+    who = owner or common.default_owner()
     if submit:
-        from traderunner.cli.jobs import submit_and_follow
+        from traderunner.cli.jobs import Output, submit_and_follow
         from traderunner.jobs import BacktestSpec
 
         spec = BacktestSpec(
@@ -273,16 +293,23 @@ def backtest(
             end,
             params=params.to_dict(),
             options=options,
+            name=name,
         )
         submit_and_follow(
-            ctx, spec, queue=queue, level=priority, follow=follow, json_output=json_output
+            ctx,
+            spec,
+            queue=queue,
+            level=priority,
+            follow=follow,
+            owner=who,
+            output=Output(json=json_output, trades=trades),
         )
         return
     candles = common.load_market_data(
         state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
     )
 
-    from traderunner.engine import METRIC_NAMES, run_backtest
+    from traderunner.engine import run_backtest
 
     with (
         common.stop_on_interrupt() as should_stop,
@@ -295,35 +322,34 @@ def backtest(
     result_id: str | None = None
     if save:
         with common.open_store(state.settings) as store:
-            result_id = store.results.save(result.to_dict(curve=True), timeframe=tf.value)
+            result_id = store.runs.save_backtest(
+                result,
+                owner=who,
+                timeframe=tf.value,
+                name=name,
+                period=period.describe(),
+                prices=candles,
+            )
 
-    sources = {s: r.source for s, r in result.symbols.items()}
-    synthetic = common.synthetic_symbols(sources)
+    doc = result.to_dict()
     if json_output:
-        payload = result.to_dict()
         if result_id is not None:
-            payload["result_id"] = result_id
-        common.print_json(payload)
-        common.warn_synthetic(synthetic, console=common.err_console())
-        return
-
-    out = common.out_console()
-    out.print(
-        f"[bold]{result.strategy}[/] {_params_text(result.params)}  {tf.value}  {period.describe()}"
-    )
-    out.print(
-        "data: "
-        + ", ".join(
-            f"{s} ({src or 'unknown'}, {len(candles[s]):,} bars)" for s, src in sources.items()
+            doc["result_id"] = result_id
+        common.print_json(doc)
+        common.warn_synthetic(
+            common.synthetic_symbols(doc["sources"]), console=common.err_console()
         )
+        return
+    show.print_backtest(
+        doc,
+        timeframe=tf.value,
+        period=period.describe(),
+        name=name,
+        trades=trades,
+        bars={s: len(c) for s, c in candles.items()},
     )
-    common.warn_synthetic(synthetic, console=out)
-    per_symbol = {s: r.metrics for s, r in result.symbols.items()}
-    out.print(metrics_table(result.metrics, per_symbol, METRIC_NAMES, title="metrics"))
-    if trades and result.n_trades:
-        out.print(trades_table(result.trades, trades))
     if result_id is not None:
-        out.print(f"saved result [bold]{result_id}[/]")
+        show.print_saved(result_id)
 
 
 def sweep(
@@ -365,6 +391,9 @@ def sweep(
         Path | None,
         typer.Option("--csv", help="Write every row to this CSV file.", dir_okay=False),
     ] = None,
+    save: SaveOpt = True,
+    owner: OwnerOpt = None,
+    name: NameOpt = "",
     json_output: JsonOpt = False,
     submit: SubmitOpt = False,
     follow: FollowOpt = True,
@@ -406,8 +435,9 @@ def sweep(
         take_profit=take_profit,
         trailing_stop=trailing_stop,
     )
+    who = owner or common.default_owner()
     if submit:
-        from traderunner.cli.jobs import submit_and_follow
+        from traderunner.cli.jobs import Output, submit_and_follow
         from traderunner.jobs import SweepSpec
 
         spec = SweepSpec(
@@ -418,9 +448,16 @@ def sweep(
             start,
             end,
             options=options,
+            name=name,
         )
         submit_and_follow(
-            ctx, spec, queue=queue, level=priority, follow=follow, json_output=json_output
+            ctx,
+            spec,
+            queue=queue,
+            level=priority,
+            follow=follow,
+            owner=who,
+            output=Output(json=json_output, top=top, sort=sort, csv=csv),
         )
         return
     candles: dict[str, CandleArrays] = common.load_market_data(
@@ -440,44 +477,49 @@ def sweep(
             should_stop=should_stop,
             **options,
         )
-    best_rows = result.top(top, by=sort)
+    frame = result.to_frame()
     if csv is not None:
-        frame = result.to_frame()
         common.write_atomically(csv, lambda tmp: frame.to_csv(tmp, index=False))
 
-    sources = {s: c.source for s, c in candles.items()}
-    synthetic = common.synthetic_symbols(sources)
-    if json_output:
-        common.print_json(
-            {
-                "strategy": result.strategy,
-                "combinations": len(result.rows),
-                "skipped": result.skipped,
-                "elapsed_s": result.elapsed_s,
-                "sort": sort,
-                "symbols": list(candles),
-                "sources": sources,
-                "rows": best_rows,
-                "best": best_rows[0] if best_rows else None,
-            }
-        )
-        common.warn_synthetic(synthetic, console=common.err_console())
-        return
+    from traderunner.engine import BacktestOptions
 
+    sources = {s: c.source for s, c in candles.items()}
+    doc: dict[str, Any] = {
+        "strategy": result.strategy,
+        "symbols": list(candles),
+        "sources": sources,
+        "options": BacktestOptions.from_kwargs(**options).to_dict(),
+        "skipped": result.skipped,
+        "elapsed_s": result.elapsed_s,
+        "rows": result.rows,
+    }
+    result_id: str | None = None
+    if save:
+        with common.open_store(state.settings) as store:
+            result_id = store.runs.save_sweep(
+                frame,
+                owner=who,
+                strategy=result.strategy,
+                symbols=list(candles),
+                timeframe=tf.value,
+                grid=values,
+                options=doc["options"],
+                name=name,
+                period=period.describe(),
+                summary={k: doc[k] for k in ("sources", "skipped", "elapsed_s")},
+            )
+    if json_output:
+        payload = show.sweep_payload(doc, sort=sort, top=top)
+        if result_id is not None:
+            payload["result_id"] = result_id
+        common.print_json(payload)
+        common.warn_synthetic(common.synthetic_symbols(sources), console=common.err_console())
+        return
     out = common.out_console()
-    out.print(
-        f"[bold]sweep {result.strategy}[/]  {', '.join(candles)}  {tf.value}  {period.describe()}"
-    )
-    common.warn_synthetic(synthetic, console=out)
-    shown = [sort, *(m for m in _SWEEP_METRICS if m != sort)]
-    title = f"top {len(best_rows)} of {len(result.rows)} by {sort}"
-    out.print(sweep_table(best_rows, list(values), shown, title))
-    out.print(
-        f"{len(result.rows)} combinations ({result.skipped} skipped as invalid) "
-        f"in {result.elapsed_s:.2f} s"
+    show.print_sweep(
+        doc, values, timeframe=tf.value, period=period.describe(), sort=sort, top=top, name=name
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")
-
-
-_SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "profit_factor")
+    if result_id is not None:
+        show.print_saved(result_id)

@@ -6,8 +6,8 @@ Heavy modules (pandas, the engine, the store, numba) are imported inside functio
 
 from __future__ import annotations
 
+import getpass
 import json
-import math
 import os
 import signal
 import sys
@@ -137,33 +137,21 @@ def parse_assignments(values: Sequence[str] | None, flag: str) -> dict[str, str]
     return out
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON types only: NaN/inf -> None, numpy scalars -> Python, times -> ISO-8601."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item):
-        return json_safe(item())
-    isoformat = getattr(value, "isoformat", None)  # pandas Timestamp
-    if callable(isoformat):
-        return isoformat()
-    return str(value)
-
-
 def print_json(payload: Mapping[str, Any]) -> None:
-    """Write exactly one JSON object and a newline to stdout."""
-    sys.stdout.write(json.dumps(json_safe(payload), allow_nan=False) + "\n")
+    """Write exactly one JSON object and a newline to stdout (through the one converter,
+    :func:`traderunner.domain.jsonsafe.json_safe`)."""
+    from traderunner.domain.jsonsafe import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(payload, "output"), allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def default_owner() -> str:
+    """Who a CLI run or job is recorded for when ``--owner`` is not given: the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def short_ns(ns: int | None) -> str:

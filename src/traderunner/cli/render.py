@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
 
+from traderunner.reports.text import format_metric, settings_text
+
 if TYPE_CHECKING:
     import pandas as pd
 
+    from traderunner.domain.jobs import JobRecord
+    from traderunner.domain.runs import RunRecord
     from traderunner.store import SeriesInfo
     from traderunner.strategies import Strategy
-
-# Metrics that are fractions and read best as percentages.
-_PERCENT = {
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "max_drawdown",
-    "win_rate",
-    "exposure",
-    "best_trade",
-    "worst_trade",
-}
-_INTEGER = {"trades", "max_drawdown_duration_bars"}
-_MONEY = {"start_value", "end_value", "expectancy"}
-
-
-def format_metric(name: str, value: Any) -> str:
-    """One metric value as text: percentages, counts, money, or 4 significant digits."""
-    if value is None:
-        return "-"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(number):
-        return "-"
-    if math.isinf(number):
-        return "inf" if number > 0 else "-inf"
-    if name in _PERCENT:
-        return f"{number * 100:.2f}%"
-    if name in _INTEGER:
-        return f"{number:,.0f}"
-    if name in _MONEY:
-        return f"{number:,.2f}"
-    return f"{number:,.4g}" if abs(number) < 1000 else f"{number:,.0f}"
 
 
 def metrics_table(
@@ -166,4 +134,135 @@ def series_table(series: Sequence[SeriesInfo], title: str) -> Table:
             short_ns(info.last_ns),
             str(info.version),
         )
+    return table
+
+
+# -- what was run: the header every run, stored result and job prints -------------------------
+
+
+def run_header(
+    *,
+    title: str,
+    symbols: Sequence[str],
+    timeframe: str,
+    period: str,
+    options: Mapping[str, Any],
+    name: str = "",
+) -> list[str]:
+    """Two lines: what ran on what (strategy, parameters, symbols, timeframe, period), then
+    how (direction, fills, sizing, costs, stops)."""
+    named = f' "{name}"' if name else ""
+    return [
+        f"[bold]{title}[/]{named}  ·  {', '.join(symbols)}  ·  {timeframe}  ·  {period}",
+        settings_text(options),
+    ]
+
+
+def short_time(value: Any) -> str:
+    """A datetime or ISO text as ``2024-01-02 14:30`` (UTC), for tables."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        from datetime import datetime
+
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return _time(value)
+
+
+def runs_table(records: Sequence[RunRecord], title: str) -> Table:
+    """Saved runs, newest first: id, what ran, who and when, and its headline figures."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("id", "kind", "strategy", "symbols", "tf", "owner", "created (UTC)", "origin"):
+        table.add_column(name, no_wrap=name in ("id", "created (UTC)"))
+    for name in ("return", "sharpe", "max dd", "trades / combos"):
+        table.add_column(name, justify="right")
+    for r in records:
+        m = r.metrics
+        count = r.summary.get("combinations") if r.kind.value == "sweep" else m.get("trades")
+        symbols = ", ".join(r.symbols[:3]) + (
+            f" +{len(r.symbols) - 3}" if len(r.symbols) > 3 else ""
+        )
+        table.add_row(
+            r.id[:12],
+            r.kind.value,
+            r.strategy + (f' "{r.name}"' if r.name else ""),
+            symbols,
+            r.timeframe,
+            r.owner or "(unknown)",
+            short_time(r.created_at),
+            r.origin.value,
+            format_metric("total_return", m.get("total_return")),
+            format_metric("sharpe", m.get("sharpe")),
+            format_metric("max_drawdown", m.get("max_drawdown")),
+            format_metric("trades", count),
+        )
+    return table
+
+
+def jobs_table(records: Sequence[JobRecord], title: str) -> Table:
+    """Jobs, newest first: id, what runs (strategy, symbols), state and progress, who."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in (
+        "id",
+        "kind",
+        "strategy",
+        "symbols",
+        "state",
+        "progress",
+        "owner",
+        "created (UTC)",
+    ):
+        table.add_column(name, no_wrap=name in ("id", "created (UTC)"))
+    table.add_column("attempts", justify="right")
+    table.add_column("message")
+    for r in records:
+        symbols = [str(s) for s in r.spec.get("symbols") or ()]
+        shown = ", ".join(symbols[:3]) + (f" +{len(symbols) - 3}" if len(symbols) > 3 else "")
+        table.add_row(
+            r.id,
+            r.kind.value,
+            str(r.spec.get("strategy") or ""),
+            shown,
+            r.state.value,
+            f"{r.progress:.0%}",
+            r.owner,
+            short_time(r.created_at),
+            str(r.attempts),
+            (r.message or r.error)[:70],
+        )
+    return table
+
+
+def job_panel(record: JobRecord, chunks: Mapping[str, int] | None = None) -> Table:
+    """One job's record as a two-column table (state, who, where, when, message)."""
+    table = Table(show_header=False, box=box.SIMPLE, title=f"job {record.id}", title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows: list[tuple[str, str]] = [
+        ("kind", record.kind.value),
+        (
+            "state",
+            record.state.value + (f" ({record.progress:.0%})" if not record.state.terminal else ""),
+        ),
+        ("owner", record.owner or "(unknown)"),
+        ("queue", f"{record.queue.value}, priority {record.priority}"),
+        ("attempts", str(record.attempts)),
+        ("worker", record.worker or "-"),
+        ("created", short_time(record.created_at)),
+        ("started", short_time(record.started_at) or "-"),
+        ("finished", short_time(record.finished_at) or "-"),
+    ]
+    if record.started_at and record.finished_at:
+        rows.append(("took", f"{(record.finished_at - record.started_at).total_seconds():.2f} s"))
+    if chunks:
+        rows.append(("chunks", ", ".join(f"{n} {s}" for s, n in sorted(chunks.items()))))
+    if record.error:
+        rows.append(("error", record.error))
+    elif record.message:
+        rows.append(("message", record.message))
+    for field, value in rows:
+        table.add_row(field, value)
     return table

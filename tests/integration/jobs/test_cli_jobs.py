@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.clihelpers import Ran, run_process
 from tests.jobenv import JobEnv, job_env
 from tests.jobhelpers import settings_env
 from tests.redishelpers import RedisPair, embedded_env
+from traderunner.jobs import NoopSpec
 from traderunner.jobs.queueing import queue_lengths
 
 
@@ -43,13 +46,26 @@ def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
     payload = json.loads(proc.out)
     assert payload["state"] == "succeeded"
     assert payload["kind"] == "backtest"
-    assert payload["result"]["trades"] >= 0
-    assert "total_return" in payload["result"]["metrics"]
+    # The result is what the same backtest run here prints with --json.
+    result = payload["result"]
+    assert result["trades"] == len(result["trade_list"]) > 0
+    assert result["params"] == {"fast": 5, "slow": 30} and result["symbols"] == ["AAA", "BBB"]
+    assert result["options"]["fill"] == "next_open"  # every option, defaults included
     assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
+    assert payload["owner"] == getpass.getuser()
+    local = run_cli(
+        settings_env(env.settings),
+        "backtest", "sma_cross", "--symbols", "AAA,BBB", "-p", "fast=5", "-p", "slow=30",
+        "--no-save", "--json",
+    )  # fmt: skip
+    assert local.code == 0, local.err
+    assert json.loads(local.out)["metrics"] == result["metrics"]
+    assert json.loads(local.out)["trade_list"] == result["trade_list"]
     listed = json.loads(run_cli(settings_env(env.settings), "jobs", "list", "--json").out)
     assert payload["id"] in [j["id"] for j in listed["jobs"]]
-    shown = run_cli(settings_env(env.settings), "jobs", "show", payload["id"], "--json")
-    assert json.loads(shown.out)["result"]["metrics"] == payload["result"]["metrics"]
+    assert listed["total"] >= len(listed["jobs"]) >= 1
+    shown = run_cli(settings_env(env.settings), "jobs", "show", payload["id"][:10], "--json")
+    assert json.loads(shown.out)["result"]["metrics"] == result["metrics"]
 
 
 def test_sweep_submit_without_follow_then_follow(env: JobEnv) -> None:
@@ -72,9 +88,10 @@ def test_sweep_submit_without_follow_then_follow(env: JobEnv) -> None:
     job = json.loads(proc.out)
     assert job["kind"] == "sweep" and job["queue"] == "batch"
     followed = run_cli(e, "jobs", "follow", job["id"], "--json")
+    assert followed.code == 0, followed.err
     assert json.loads(followed.out)["state"] == "succeeded"
-    shown = json.loads(run_cli(e, "jobs", "show", job["id"], "--json").out)
-    assert shown["result"]["combinations"] == 9
+    shown = json.loads(run_cli(e, "jobs", "show", job["id"], "--json", "--top", "3").out)
+    assert shown["result"]["combinations"] == 9 and len(shown["result"]["rows"]) == 3
     assert sum(shown["chunks"].values()) == shown["spec"]["chunks"]
 
 
@@ -120,3 +137,104 @@ def test_redis_commands_refuse_an_external_url(env: JobEnv) -> None:
     assert proc.code == 2
     assert "TRADERUNNER_REDIS_URL is set" in proc.err
     assert env.settings.redis_url.split("@")[0].split(":")[-1] not in proc.err  # password
+
+
+def test_submit_prints_the_local_tables_and_honours_every_output_option(
+    env: JobEnv, tmp_path: Path
+) -> None:
+    e = settings_env(env.settings)
+    bt = run_cli(
+        e, "backtest", "sma_cross", "--symbols", "AAA", "--fees-bps", "2", "--stop-loss", "0.05",
+        "--trades", "3", "--submit",
+    )  # fmt: skip
+    assert bt.code == 0, bt.err
+    # The header says what ran and how; then the local run's metric and trade tables.
+    assert "sma_cross fast=10 slow=50" in bt.out and "AAA  ·  M5  ·  all data" in bt.out
+    assert "long only" in bt.out and "fees 2 bps" in bt.out and "stop-loss 5%" in bt.out
+    assert "total_return" in bt.out and "last 3 of" in bt.out
+    assert "{'" not in bt.out  # no raw dicts
+    rows = tmp_path / "rows.csv"
+    sw = run_cli(
+        e, "sweep", "sma_cross", "--symbols", "AAA", "--grid", "fast=5:15:5",
+        "--grid", "slow=20:40:10", "--top", "2", "--sort", "total_return", "--csv", str(rows),
+        "--submit",
+    )  # fmt: skip
+    assert sw.code == 0, sw.err
+    assert "top 2 of 9 by total_return" in sw.out
+    frame = pd.read_csv(rows)
+    assert len(frame) == 9 and {"fast", "slow", "sharpe", "total_return"} <= set(frame.columns)
+    ranked = frame.sort_values("total_return", ascending=False)
+    best = ranked.iloc[0]
+    assert f"│ 1 │ {int(best['fast']):>4} │ {int(best['slow']):>4} │" in sw.out
+    refused = run_cli(e, "sweep", "sma_cross", "-s", "AAA", "-g", "fast=5,10", "--csv",
+                      str(tmp_path / "x.csv"), "--submit", "--no-follow")  # fmt: skip
+    assert refused.code == 2 and "--csv is written when the sweep has finished" in refused.err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_command_that_waits_exits_with_the_jobs_outcome(env: JobEnv) -> None:
+    e = settings_env(env.settings)
+    failed = run_cli(e, "backtest", "exploding", "--symbols", "AAA", "--submit")
+    assert failed.code == 3, (failed.out, failed.err)
+    assert "exploding strategy: division by zero at bar 3" in failed.out
+    failed_json = run_cli(e, "backtest", "exploding", "--symbols", "AAA", "--submit", "--json")
+    assert failed_json.code == 3
+    job = json.loads(failed_json.out)
+    assert job["state"] == "failed" and "result" not in job
+    assert job["message"] == job["error"] != ""  # a failed job's message is its error
+    again = run_cli(e, "jobs", "follow", job["id"][:8])
+    assert again.code == 3
+    # Cancelled: the workers are busy, so the sweep waits until it is cancelled.
+    blockers = [env.client.submit(NoopSpec(sleep_s=30)) for _ in range(2)]
+    try:
+        queued = run_cli(e, "sweep", "sma_cross", "-s", "AAA", "-g", "fast=5,10",
+                         "--submit", "--no-follow", "--json")  # fmt: skip
+        assert queued.code == 0, queued.err  # submitting without waiting is not an outcome
+        sweep_id = json.loads(queued.out)["id"]
+        assert run_cli(e, "jobs", "cancel", sweep_id[:6]).code == 0
+        followed = run_cli(e, "jobs", "follow", sweep_id)
+        assert followed.code == 4, (followed.out, followed.err)
+        assert "cancelled after 0 of 2 chunks (0 of 2 combinations)" in followed.out, followed.out
+    finally:
+        for b in blockers:
+            env.client.cancel(b.id, actor="")
+
+
+def test_jobs_list_and_show_are_tables_of_what_ran(env: JobEnv) -> None:
+    e = settings_env(env.settings)
+    sub = run_cli(e, "backtest", "ema_cross", "--symbols", "BBB", "--owner", "alice",
+                  "--name", "for alice", "--submit", "--json")  # fmt: skip
+    assert sub.code == 0, sub.err
+    job = json.loads(sub.out)
+    assert job["owner"] == "alice"
+    listed = run_cli(e, "jobs", "list", "--owner", "alice", "--strategy", "ema_cross")
+    assert listed.code == 0, listed.err
+    row = next(line for line in listed.out.splitlines() if job["id"] in line)
+    assert "ema_cross" in row and "BBB" in row and "succeeded" in row and "alice" in row
+    assert "of 1" in listed.out  # the page says how many match in all
+    shown = run_cli(e, "jobs", "show", job["id"][:8], "--trades", "2")
+    assert shown.code == 0, shown.err
+    assert f"job {job['id']}" in shown.out and "owner" in shown.out
+    assert 'ema_cross fast=12 slow=26 "for alice"  ·  BBB  ·  M5' in shown.out
+    assert "metrics" in shown.out and "last 2 of" in shown.out and "{'" not in shown.out
+    # The job's run is a saved result like any other, under the job's id.
+    results = json.loads(run_cli(e, "results", "list", "--owner", "alice", "--json").out)
+    assert [(r["id"], r["origin"], r["name"]) for r in results["results"]] == [
+        (job["id"], "job", "for alice")
+    ]
+
+
+def test_cancel_and_retry_refuse_another_users_job_without_admin(env: JobEnv) -> None:
+    e = settings_env(env.settings)
+    job = env.client.submit(NoopSpec(sleep_s=30), owner="somebody-else")
+    refused = run_cli(e, "jobs", "cancel", job.id)
+    assert refused.code == 2
+    assert refused.err.strip() == (
+        f"error: job {job.id} belongs to 'somebody-else', not to '{getpass.getuser()}': only "
+        "its owner or an admin may change it (the CLI: --admin)"
+    )
+    assert not env.client.status(job.id).state.terminal
+    assert run_cli(e, "jobs", "cancel", job.id, "--admin").code == 0
+    assert env.client.wait(job.id, timeout=15).state.value == "cancelled"
+    assert run_cli(e, "jobs", "retry", job.id).code == 2
+    assert env.client.status(job.id).state.value == "cancelled"
