@@ -26,7 +26,7 @@ from tests.redishelpers import RedisPair, start_pair
 from traderunner.domain.jobs import JobState
 from traderunner.jobs import BacktestSpec, JobClient, NoopSpec
 from traderunner.store import Store
-from traderunner.store.schema import backtest_results
+from traderunner.store.schema import runs
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,7 @@ def _wait_until_running(
 
 def _result_rows(store: Store) -> dict[str, int]:
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(backtest_results.c.id, sa.func.count()).group_by(backtest_results.c.id)
-        ).all()
+        rows = conn.execute(sa.select(runs.c.id, sa.func.count()).group_by(runs.c.id)).all()
     return {r[0]: int(r[1]) for r in rows}
 
 

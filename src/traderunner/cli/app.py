@@ -6,7 +6,9 @@
   ``error: ...`` on stderr, exit 2 (a cancelled run exits 130);
 * Click usage errors (unknown flag, ``--size abc``): one line too, Click's exit code (2);
 * anything else: one line plus a hint to rerun with ``TRADERUNNER_DEBUG=1`` for the
-  traceback, exit 1.
+  traceback, exit 1;
+* a command that waited for a job exits with the job's outcome: 3 failed, 4 cancelled, 130
+  detached (``cli/jobs.py``; the table is in ``docs/operations.md``).
 """
 
 from __future__ import annotations

@@ -241,8 +241,8 @@ def print_job(client: JobClient, record: JobRecord, output: Output) -> None:
             console.print(f"wrote {len(doc.get('rows') or [])} rows to {output.csv}")
         show.print_saved(record.id, console)
     elif record.kind in (JobKind.BACKTEST, JobKind.SWEEP):
-        from traderunner.reports.text import grid_text, params_text
         from traderunner.engine import BacktestOptions
+        from traderunner.reports.text import grid_text, params_text
 
         spec = record.spec
         what = (

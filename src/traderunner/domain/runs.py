@@ -7,7 +7,7 @@ for the CLI (``--owner`` to say another), the logged-in user for the dashboard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -90,6 +90,13 @@ class Page(Generic[T]):
     def more(self) -> bool:
         """Whether items follow this page."""
         return self.offset + len(self.items) < self.total
+
+    def __iter__(self) -> Iterator[T]:
+        """The page's items (so a page reads like the list it holds)."""
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 def ensure_may_change(owner: str, actor: str, *, is_admin: bool, what: str) -> None:

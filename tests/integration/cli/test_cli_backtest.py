@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +19,14 @@ if TYPE_CHECKING:
 
 
 def _stored_result(cli: Cli, result_id: str) -> dict | None:
+    """The saved run as a dict: its record's fields, and its document as ``summary``."""
     url = load_settings(data_dir=cli.data_dir).resolved_store_url
     store = Store.connect(url)
     try:
-        return store.results.get(result_id)
+        record = store.runs.get(result_id)
+        if record is None:
+            return None
+        return {**record.to_dict(), "summary": store.runs.document(result_id)}
     finally:
         store.close()
 
@@ -50,7 +55,9 @@ def test_demo_then_backtest_json_is_one_complete_object(demo_cli: Cli) -> None:
     assert saved["timeframe"] == "M5"
     assert saved["metrics"]["total_return"] == payload["metrics"]["total_return"]
     assert saved["summary"]["trades"] == payload["trades"]
-    assert len(saved["summary"]["equity"]) > 0  # saved with the equity curve
+    assert saved["summary"]["trade_list"] == payload["trade_list"]
+    assert "equity" in saved["tables"] and f"price:{A}" in saved["tables"]  # curves saved
+    assert saved["owner"] == getpass.getuser() and saved["origin"] == "local"
 
 
 def test_table_output_labels_synthetic_data_and_prints_the_saved_id(demo_cli: Cli) -> None:
@@ -64,6 +71,7 @@ def test_table_output_labels_synthetic_data_and_prints_the_saved_id(demo_cli: Cl
     saved_line = [line for line in ran.out.splitlines() if line.startswith("saved result ")]
     assert len(saved_line) == 1
     result_id = saved_line[0].removeprefix("saved result ").strip()
+    assert f"traderunner results show {result_id[:8]}" in ran.out  # how to get it back
     assert _stored_result(demo_cli, result_id) is not None
 
 
