@@ -312,22 +312,13 @@ def list_jobs(
             limit=limit,
             offset=offset,
         )
-    if json_output:
-        common.print_json(
-            {
-                "jobs": [record_dict(r) for r in page.items],
-                "total": page.total,
-                "offset": page.offset,
-                "limit": page.limit,
-            }
-        )
-        return
-    out = common.out_console()
-    first = page.offset + 1 if page.items else 0
-    title = f"jobs {first}-{page.offset + len(page.items)} of {page.total}"
-    out.print(jobs_table(page.items, title))
-    if page.more:
-        out.print(f"[dim]more: --offset {page.offset + len(page.items)}[/]")
+    show.print_page(
+        page,
+        noun="jobs",
+        records=[record_dict(r) for r in page.items],
+        table=lambda title: jobs_table(page.items, title),
+        json_output=json_output,
+    )
 
 
 @jobs_app.command("show")

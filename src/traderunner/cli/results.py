@@ -115,23 +115,13 @@ def list_results(
             limit=limit,
             offset=offset,
         )
-    if json_output:
-        common.print_json(
-            {
-                "results": [r.to_dict() for r in page.items],
-                "total": page.total,
-                "offset": page.offset,
-                "limit": page.limit,
-            }
-        )
-        return
-    out = common.out_console()
-    first = page.offset + 1 if page.items else 0
-    out.print(
-        runs_table(page.items, f"results {first}-{page.offset + len(page.items)} of {page.total}")
+    show.print_page(
+        page,
+        noun="results",
+        records=[r.to_dict() for r in page.items],
+        table=lambda title: runs_table(page.items, title),
+        json_output=json_output,
     )
-    if page.more:
-        out.print(f"[dim]more: --offset {page.offset + len(page.items)}[/]")
 
 
 @results_app.command("show")

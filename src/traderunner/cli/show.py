@@ -8,7 +8,7 @@ show``/``follow`` and ``--submit`` all call these, so the same run prints the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from traderunner.cli import common
@@ -18,6 +18,9 @@ from traderunner.reports.text import grid_text, params_text
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
+    from rich.table import Table
+
+    from traderunner.domain.runs import Page
 
 SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "profit_factor")
 
@@ -136,3 +139,25 @@ def print_saved(run_id: str, console: Console | None = None) -> None:
         f"[dim]see it again: traderunner results show {short}; "
         f"report: traderunner results export {short}[/]"
     )
+
+
+def print_page(
+    page: Page[Any],
+    *,
+    noun: str,
+    records: Sequence[Mapping[str, Any]],
+    table: Callable[[str], Table],
+    json_output: bool,
+) -> None:
+    """One page of a listing: ``{noun: records, total, offset, limit}`` with ``--json``, else
+    ``table(title)`` titled ``jobs 1-30 of 120`` and how to get the next page."""
+    if json_output:
+        common.print_json(
+            {noun: list(records), "total": page.total, "offset": page.offset, "limit": page.limit}
+        )
+        return
+    out = common.out_console()
+    first = page.offset + 1 if page.items else 0
+    out.print(table(f"{noun} {first}-{page.offset + len(page.items)} of {page.total}"))
+    if page.more:
+        out.print(f"[dim]more: --offset {page.offset + len(page.items)}[/]")

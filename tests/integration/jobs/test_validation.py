@@ -103,7 +103,14 @@ def test_bad_queue_or_priority(client: JobClient, queue: str, level: int) -> Non
 
 
 def test_unknown_job_id_is_a_clear_error(client: JobClient) -> None:
-    for call in (client.status, client.cancel, client.retry, client.result):
+    calls = (
+        client.status,
+        client.resolve,
+        lambda job_id: client.cancel(job_id, actor="ana"),
+        lambda job_id: client.retry(job_id, actor="ana"),
+        client.result,
+    )
+    for call in calls:
         with pytest.raises(UserInputError, match="no job 'deadbeef'"):
             call("deadbeef")
 
