@@ -140,7 +140,7 @@ def show_result(
 
     with common.open_store(common.get_state(ctx).settings) as store:
         record, doc = _load(store, run_id)
-    period = str(record.summary.get("period") or "")
+    period = str(record.summary.get("period") or "") or "period not recorded"
     if record.kind is RunKind.SWEEP:
         if json_output:
             payload = {**_meta(record), "grid": record.params}

@@ -55,10 +55,10 @@ def test_local_runs_are_saved_with_an_owner_and_listed_by_filter(demo_cli: Cli) 
     )  # fmt: skip
     own, nightly, swept = (r.json()["result_id"] for r in (mine, named, sweep))
 
-    def listed(*args: str) -> dict[str, Any]:
-        return _ok(demo_cli.subprocess("results", "list", *args, "--json")).json()
+    def listed(*args: str) -> dict[str, Any]:  # in this process: the filters, not start-up
+        return _ok(demo_cli("results", "list", *args, "--json")).json()
 
-    everything = listed()
+    everything = _ok(demo_cli.subprocess("results", "list", "--json")).json()
     assert everything["total"] == 3
     assert [r["id"] for r in everything["results"]] == [swept, nightly, own]  # newest first
     kinds = [(r["kind"], r["origin"], r["owner"]) for r in everything["results"]]
@@ -92,7 +92,7 @@ def test_show_prints_the_same_tables_as_the_run(demo_cli: Cli) -> None:
     assert rest == printed
     assert "fees 3 bps" in printed[1] and "take-profit 5%" in printed[1]
     # --json: what the run printed with --json.
-    as_json = _ok(demo_cli.subprocess(*args, "--no-save", "--json")).json()
+    as_json = _ok(demo_cli(*args, "--no-save", "--json")).json()  # the reference, in-process
     stored = _ok(demo_cli.subprocess("results", "show", rid, "--json")).json()
     assert {k: stored[k] for k in as_json} == as_json
     assert (stored["result_id"], stored["owner"], stored["timeframe"]) == (rid, "shower", "M5")
@@ -163,7 +163,7 @@ def test_export_writes_csv_files_and_a_self_contained_report(demo_cli: Cli, tmp_
     assert "sma_cross fast=10 slow=50" in page and "long only" in page
 
     sweep = _ok(
-        demo_cli.subprocess(
+        demo_cli(
             "sweep", "sma_cross", "-s", A, "-g", "fast=5,10", "-g", "slow=20,40", "--owner",
             "exporter", "--json",
         )
@@ -179,7 +179,7 @@ def test_export_writes_csv_files_and_a_self_contained_report(demo_cli: Cli, tmp_
     z = _values(heatmap["z"])
     assert z.shape == (2, 2)  # slow x fast
     assert np.nanmax(z) == pytest.approx(rows["sharpe"].max())
-    bad = demo_cli.subprocess("results", "export", sid, "--to", str(tmp_path / "missing"))
+    bad = demo_cli("results", "export", sid, "--to", str(tmp_path / "missing"))
     assert bad.code == 2 and len(bad.err_lines) == 1 and "does not exist" in bad.err
 
 
@@ -211,20 +211,19 @@ def test_prefixes_delete_and_prune_keep_to_their_owners(demo_cli: Cli) -> None:
         "error: result id 'abcd' is ambiguous: abcd0001, abcd0002 start with it; give more "
         "characters"
     ]
-    short = demo_cli.subprocess("results", "delete", "abc")
+    short = demo_cli("results", "delete", "abc")
     assert short.code == 2 and "too short" in short.err
     # Another user's run is refused, and then nothing of the command is done.
     refused = demo_cli.subprocess("results", "delete", "abcd0002", "abce")
     assert refused.code == 2 and "belongs to 'someone-else'" in refused.err
-    listed = _ok(demo_cli.subprocess("results", "list", "--kind", "sweep", "--json")).json()
+    listed = _ok(demo_cli("results", "list", "--kind", "sweep", "--json")).json()
     assert {"abcd0001", "abcd0002", "abce0003"} <= {r["id"] for r in listed["results"]}
 
     dry = _ok(demo_cli.subprocess("results", "prune", "--older-than", "30d", "--dry-run", "--json"))
     assert dry.json()["results"] == ["abcd0001"] and dry.json()["dry_run"] is True
     pruned = _ok(demo_cli.subprocess("results", "prune", "--older-than", "30d"))
     assert pruned.out.startswith(f"deleted 1 of {ME}'s results saved before")
-    assert demo_cli.subprocess("results", "prune", "--older-than", "30d", "--owner",
-                               "someone-else").code == 2  # fmt: skip
+    assert demo_cli("results", "prune", "--older-than", "30d", "--owner", "someone-else").code == 2
     admin = _ok(demo_cli.subprocess("results", "prune", "--older-than", "4w", "--admin", "--json"))
     assert admin.json()["results"] == ["abce0003"]
     gone = _ok(demo_cli.subprocess("results", "delete", "abcd", "--json"))  # unique again
@@ -233,7 +232,7 @@ def test_prefixes_delete_and_prune_keep_to_their_owners(demo_cli: Cli) -> None:
         assert {r.id for r in store.runs.list(kind=RunKind.SWEEP, limit=None).items}.isdisjoint(
             {"abcd0001", "abcd0002", "abce0003"}
         )
-    bad = demo_cli.subprocess("results", "prune", "--older-than", "soon")
+    bad = demo_cli("results", "prune", "--older-than", "soon")
     assert bad.code == 2 and bad.err_lines == [
         "error: --older-than 'soon' is not a duration: write a number and a unit, e.g. 30d, "
         "12h, 90m, 2w"

@@ -177,13 +177,12 @@ def test_a_command_that_waits_exits_with_the_jobs_outcome(env: JobEnv) -> None:
     failed = run_cli(e, "backtest", "exploding", "--symbols", "AAA", "--submit")
     assert failed.code == 3, (failed.out, failed.err)
     assert "exploding strategy: division by zero at bar 3" in failed.out
-    failed_json = run_cli(e, "backtest", "exploding", "--symbols", "AAA", "--submit", "--json")
-    assert failed_json.code == 3
-    job = json.loads(failed_json.out)
-    assert job["state"] == "failed" and "result" not in job
-    assert job["message"] == job["error"] != ""  # a failed job's message is its error
-    again = run_cli(e, "jobs", "follow", job["id"][:8])
+    job_id = failed.err.split("submitted backtest job ")[1].split()[0]
+    again = run_cli(e, "jobs", "follow", job_id[:8], "--json")
     assert again.code == 3
+    job = json.loads(again.out)
+    assert job["id"] == job_id and job["state"] == "failed" and "result" not in job
+    assert job["message"] == job["error"] != ""  # a failed job's message is its error
     # Cancelled: the workers are busy, so the sweep waits until it is cancelled.
     blockers = [env.client.submit(NoopSpec(sleep_s=30)) for _ in range(2)]
     try:
