@@ -91,12 +91,19 @@ def list_results(
     origin: Annotated[
         str | None, typer.Option("--origin", help="local (run here) or job.", show_default=False)
     ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Saved at or after: YYYY-MM-DD or ISO (UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Saved up to: YYYY-MM-DD (whole day) or ISO.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 30,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many (paging).")] = 0,
     json_output: JsonOpt = False,
 ) -> None:
     """Saved runs, newest first, one page at a time."""
     from traderunner.cli.render import runs_table
+    from traderunner.domain.period import Period
     from traderunner.domain.runs import RunKind, RunOrigin
     from traderunner.errors import UserInputError
 
@@ -105,6 +112,7 @@ def list_results(
         origins = RunOrigin(origin.strip().lower()) if origin else None
     except ValueError as exc:
         raise UserInputError(f"{exc}: see 'traderunner results list --help'") from None
+    period = Period.parse(since, until)
     with common.open_store(common.get_state(ctx).settings) as store:
         page = store.runs.list(
             strategy=strategy,
@@ -112,6 +120,8 @@ def list_results(
             owner=owner,
             kind=kinds,
             origin=origins,
+            created_from=period.start,
+            created_to=period.end,
             limit=limit,
             offset=offset,
         )

@@ -68,6 +68,9 @@ def test_local_runs_are_saved_with_an_owner_and_listed_by_filter(demo_cli: Cli) 
     assert [r["id"] for r in listed("--owner", "lister", "--symbol", A.lower())["results"]] == [
         nightly
     ]
+    today = datetime.now(UTC).date()
+    assert listed("--since", str(today + timedelta(days=1)))["total"] == 0
+    assert listed("--until", str(today), "--origin", "local")["total"] == 3
     page = listed("--kind", "backtest", "--limit", "1", "--offset", "1")
     assert page["total"] == 2 and [r["id"] for r in page["results"]] == [own]
     table = _ok(demo_cli.subprocess("results", "list", "--strategy", "ema_cross"))
