@@ -223,7 +223,7 @@ def export(
             written.append(_write(to / f"{stem}-rows.csv", lambda p: rows.to_csv(p, index=False)))
         if "html" in wanted:
             page = _sweep_report(record, doc, rows)
-            written.append(_write(to / f"{stem}-report.html", lambda p: p.write_text(page)))
+            written.append(_write(to / f"{stem}-report.html", lambda p: _text(p, page)))
     else:
         trades = show.trades_frame(doc.get("trade_list") or [])
         equity = frames.get("equity")
@@ -233,13 +233,17 @@ def export(
                 written.append(_write(to / f"{stem}-equity.csv", lambda p: _equity_csv(equity, p)))
         if "html" in wanted:
             page = _backtest_report(record, doc, frames, trades)
-            written.append(_write(to / f"{stem}-report.html", lambda p: p.write_text(page)))
+            written.append(_write(to / f"{stem}-report.html", lambda p: _text(p, page)))
     if json_output:
         common.print_json({"result_id": record.id, "files": [str(p) for p in written]})
         return
     out = common.out_console()
     for path in written:
         out.print(f"wrote {path}")
+
+
+def _text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
 
 
 def _write(path: Path, write: Any) -> Path:
