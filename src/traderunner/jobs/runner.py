@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from traderunner.config import Settings
-from traderunner.domain.jobs import TERMINAL, JobKind, JobRecord, JobState
+from traderunner.domain.jobs import JobKind, JobRecord, JobState
 from traderunner.domain.period import Period
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import (
@@ -44,21 +44,15 @@ from traderunner.errors import (
     UserInputError,
 )
 from traderunner.jobs.board import JobBoard
+from traderunner.jobs.sweeps import finish_parent
 from traderunner.redisdb.keys import Keys
-from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
+from traderunner.redisdb.scripts import CLAIM_UNLESS_CANCELLED, PEXPIRE_IF_HELD, RELEASE_IF_HELD
 from traderunner.store import Store
 
 if TYPE_CHECKING:
     from traderunner.cache import MarketCache
 
 log = logging.getLogger(__name__)
-
-# Keys only through KEYS[]; the claim's release and refresh are in redisdb/scripts.py.
-# Claim unless a cancel was requested: -1 cancelled, 1 claimed, 0 held by another worker.
-_CLAIM = (
-    "if redis.call('exists', KEYS[2]) == 1 then return -1 end "
-    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end return 0"
-)
 
 INFRA_ERRORS: tuple[type[BaseException], ...] = (
     RedisError,
@@ -129,7 +123,7 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
     hb_key = ctx.keys.job_heartbeat(job_id)
     claimed = int(
         ctx.durable.eval(  # type: ignore[arg-type]
-            _CLAIM, 2, hb_key, ctx.keys.job_cancel(job_id), token, ctx.heartbeat_ttl
+            CLAIM_UNLESS_CANCELLED, 2, hb_key, ctx.keys.job_cancel(job_id), token, ctx.heartbeat_ttl
         )
     )
     if claimed == 0:
@@ -390,7 +384,7 @@ def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: clean(v) for k, v in row.items()} for row in rows]
 
 
-# -- sweep parents ---------------------------------------------------------------------------
+# -- sweep parents (the bookkeeping itself is in jobs/sweeps.py) ------------------------------
 
 
 def _parent_running(ctx: WorkerContext, record: JobRecord) -> None:
@@ -408,69 +402,3 @@ def _after_success(ctx: WorkerContext, record: JobRecord) -> None:
 def _after_failure(ctx: WorkerContext, record: JobRecord) -> None:
     if record.parent:
         finish_parent(ctx.store, ctx.board, record.parent)
-
-
-def finish_parent(store: Store, board: JobBoard, parent_id: str) -> JobState | None:
-    """Update a sweep from its chunks; the call that sees them all done writes the table.
-
-    Idempotent and safe to call concurrently (the table is insert-if-absent and the final
-    transition is a compare-and-set). Returns the parent's new state if it ended.
-    """
-    parent = store.jobs.get(parent_id)
-    if parent is None or parent.state in TERMINAL:
-        return None
-    counts = store.jobs.child_states(parent_id)
-    total = sum(counts.values())
-    done = counts.get(JobState.SUCCEEDED, 0)
-    failed = counts.get(JobState.FAILED, 0)
-    cancelled = counts.get(JobState.CANCELLED, 0)
-    if failed:
-        errors = [
-            c.error for c in store.jobs.list(parent=parent_id, states=[JobState.FAILED], limit=1)
-        ]
-        for child in store.jobs.list(
-            parent=parent_id, states=[JobState.QUEUED, JobState.RUNNING], limit=None
-        ):
-            board.redis.set(board.keys.job_cancel(child.id), "1", ex=86400)
-        board.transition(
-            parent_id,
-            JobState.FAILED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            error=f"a chunk failed: {errors[0] if errors else 'unknown error'}",
-        )
-        return JobState.FAILED
-    if cancelled and done + cancelled == total:
-        board.transition(
-            parent_id,
-            JobState.CANCELLED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            message="cancelled",
-        )
-        return JobState.CANCELLED
-    if done < total:
-        board.progress(parent_id, done / max(total, 1), f"{done}/{total} chunks")
-        return None
-    children = store.jobs.list(parent=parent_id, limit=None, newest_first=False)
-    payloads = store.jobs.results([c.id for c in children])
-    rows: list[dict[str, Any]] = []
-    for payload in sorted(payloads.values(), key=lambda p: int(p.get("offset", 0))):
-        rows.extend(payload.get("rows", []))
-    store.jobs.save_result(
-        parent_id,
-        JobKind.SWEEP,
-        {
-            "rows": rows,
-            "combinations": len(rows),
-            "chunks": total,
-            "skipped": int(parent.spec.get("skipped", 0)),
-            "compute_s": sum(float(p.get("elapsed_s", 0.0)) for p in payloads.values()),
-        },
-    )
-    board.transition(
-        parent_id,
-        JobState.SUCCEEDED,
-        expect=(JobState.QUEUED, JobState.RUNNING),
-        progress=1.0,
-        message=f"{len(rows)} combinations in {total} chunks",
-    )
-    return JobState.SUCCEEDED
