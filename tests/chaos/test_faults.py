@@ -198,7 +198,7 @@ def test_pickle_payload_in_a_queue_is_rejected_and_runs_no_code(
                 "priority": 0,
             },
         }
-        queue_key = f"{env.settings.redis_prefix}interactive"
+        queue_key = env.client.keys.celery_queue("interactive")
         env.client.redis.lpush(queue_key, json.dumps(message))
         follow_up = env.client.submit(NoopSpec())
         assert env.client.wait(follow_up.id, timeout=30).state is JobState.SUCCEEDED
