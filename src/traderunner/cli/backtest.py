@@ -30,8 +30,10 @@ SymbolsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--symbols",
+        "--symbol",
         "-s",
-        help="Stored symbols, comma-separated or repeated (default: all stored for the timeframe).",
+        help="Stored symbols, comma-separated or repeated (default: all stored for the "
+        "timeframe); with --data, the file's one symbol (default: the file name).",
         rich_help_panel=_DATA,
         show_default=False,
     ),
@@ -60,14 +62,6 @@ DataOpt = Annotated[
         exists=True,
         dir_okay=False,
         readable=True,
-        rich_help_panel=_DATA,
-    ),
-]
-FileSymbolOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--symbol",
-        help="Symbol name for --data (default: the file name, upper-cased).",
         rich_help_panel=_DATA,
     ),
 ]
@@ -223,7 +217,6 @@ def backtest(
     end: ToOpt = None,
     param: ParamOpt = None,
     data: DataOpt = None,
-    symbol: FileSymbolOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -279,7 +272,7 @@ def backtest(
         )
         return
     candles = common.load_market_data(
-        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+        state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
 
     from traderunner.engine import METRIC_NAMES, run_backtest
@@ -344,7 +337,6 @@ def sweep(
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
-    symbol: FileSymbolOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -424,7 +416,7 @@ def sweep(
         )
         return
     candles: dict[str, CandleArrays] = common.load_market_data(
-        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+        state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
 
     with (

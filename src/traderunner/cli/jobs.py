@@ -36,14 +36,34 @@ def default_owner() -> str:
 
 
 @contextmanager
-def job_client(ctx: typer.Context) -> Iterator[JobClient]:
+def job_client(ctx: typer.Context, *, reading: bool = False) -> Iterator[JobClient]:
+    """A JobClient for this command.
+
+    Commands that write (submit, cancel, retry, reconcile) start the embedded servers when
+    they are not running, and say so. Commands that only read (``reading=True``: list, show,
+    follow, workers) start nothing: with the durable Redis down they read the store's records
+    and say that live progress is missing.
+    """
     from traderunner.cli.services import ensure_redis
     from traderunner.jobs import JobClient
 
     state = common.get_state(ctx)
     state.load_strategies()
-    ensure_redis(state.settings)
-    with JobClient.open(state.settings) as client:
+    if not reading:
+        ensure_redis(state.settings)
+    with JobClient.open(state.settings, require_redis=not reading) as client:
+        if not client.live:
+            where = (
+                "the embedded durable Redis is not running"
+                if state.settings.embedded_redis
+                else "the durable Redis does not answer"
+            )
+            common.err_console().print(
+                f"note: {where}: showing the store's records without live progress "
+                "('traderunner redis start' or 'traderunner worker' starts it)",
+                markup=False,
+                soft_wrap=True,
+            )
         yield client
 
 
@@ -71,6 +91,9 @@ def submit_and_follow(
                 f"submitted {record.kind.value} job [bold]{record.id}[/] to the "
                 f"{record.queue.value} queue"
             )
+        check = client.strategy_check(spec.strategy) if hasattr(spec, "strategy") else None
+        for note in check.notes() if check is not None else ():
+            console.print(f"note: {note}", markup=False, soft_wrap=True)
         if follow:
             record = follow_job(client, record.id, show=common.show_progress(json_output))
         if json_output:
@@ -191,7 +214,7 @@ def list_jobs(
         kinds = [JobKind(k.strip().lower()) for k in kind or []] or None
     except ValueError as exc:
         raise UserInputError(f"{exc}: see 'traderunner jobs list --help'") from None
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         records = client.list(states=states, owner=owner, kinds=kinds, limit=limit)
     if json_output:
         common.print_json({"jobs": [record_dict(r) for r in records]})
@@ -220,7 +243,7 @@ def show(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> No
     """One job: its record, its chunks (sweeps) and a brief of its result."""
     from collections import Counter
 
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         record = client.status(job_id)
         payload = record_dict(record)
         children = client.children(job_id)
@@ -243,7 +266,7 @@ def show(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> No
 @jobs_app.command("follow")
 def follow(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> None:
     """Follow a job's progress until it ends; Ctrl-C detaches without cancelling."""
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         record = follow_job(client, job_id, show=common.show_progress(json_output))
         if json_output:
             common.print_json(record_dict(record))
@@ -252,19 +275,26 @@ def follow(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> 
 
 
 @jobs_app.command("cancel")
-def cancel(ctx: typer.Context, job_id: JobArg) -> None:
+def cancel(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> None:
     """Cancel: a queued job never starts, a running one stops at its next check."""
     with job_client(ctx) as client:
         record = client.cancel(job_id)
-    common.out_console().print(f"job {job_id}: {record.state.value}")
+    _print_changed(record, json_output)
 
 
 @jobs_app.command("retry")
-def retry(ctx: typer.Context, job_id: JobArg) -> None:
+def retry(ctx: typer.Context, job_id: JobArg, json_output: JsonOpt = False) -> None:
     """Queue a failed or cancelled job again."""
     with job_client(ctx) as client:
         record = client.retry(job_id)
-    common.out_console().print(f"job {job_id}: {record.state.value}")
+    _print_changed(record, json_output)
+
+
+def _print_changed(record: JobRecord, json_output: bool) -> None:
+    if json_output:
+        common.print_json(record_dict(record))
+    else:
+        common.out_console().print(f"job {record.id}: {record.state.value}")
 
 
 @jobs_app.command("reconcile")
