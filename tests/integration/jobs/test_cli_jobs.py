@@ -12,7 +12,10 @@ from tests.clihelpers import Ran, run_process
 from tests.jobenv import JobEnv, job_env
 from tests.jobhelpers import settings_env
 from tests.redishelpers import RedisPair, embedded_env
+from traderunner.domain.timeframe import Timeframe
+from traderunner.engine import run_backtest
 from traderunner.jobs.queueing import queue_lengths
+from traderunner.marketdata import load_candles
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> Ran:
@@ -43,8 +46,13 @@ def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
     payload = json.loads(proc.out)
     assert payload["state"] == "succeeded"
     assert payload["kind"] == "backtest"
-    assert payload["result"]["trades"] >= 0
-    assert "total_return" in payload["result"]["metrics"]
+    # What the worker computed is what the engine computes here on the same candles.
+    candles = load_candles(env.store, ["AAA", "BBB"], Timeframe.M5, None, None)
+    direct = run_backtest("sma_cross", candles, {"fast": 5, "slow": 30})
+    assert payload["result"]["trades"] == direct.n_trades > 0
+    assert payload["result"]["metrics"]["total_return"] == pytest.approx(
+        direct.metrics["total_return"]
+    )
     assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
     listed = json.loads(run_cli(settings_env(env.settings), "jobs", "list", "--json").out)
     assert payload["id"] in [j["id"] for j in listed["jobs"]]
