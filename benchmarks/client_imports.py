@@ -7,8 +7,9 @@ interpreters that each do what a dashboard does with jobs: import ``traderunner.
 jobs. Each child reports its wall times per step, its peak RSS (``ru_maxrss``) and which heavy
 modules ended up imported (numba, llvmlite, the engine's kernels, the worker, Celery's worker).
 
-``--src DIR`` puts ``DIR`` first on ``sys.path``: point it at another checkout's ``src`` to
-measure that code with the same interpreter (before/after). Results are written to
+``--baseline DIR`` also measures another checkout's ``src`` (put first on ``sys.path``, same
+interpreter, same servers and data), alternating baseline and this checkout run by run so that
+machine load hits both alike, and reports both medians and their ratios. Results are written to
 ``benchmarks/results/{NAME}.json`` (default ``client_imports``) and printed; nothing is asserted.
 """
 
@@ -83,9 +84,20 @@ def _seed(store_url: str) -> None:
         store.close()
 
 
+def _child_env(env: dict[str, str], src: Path | None) -> dict[str, str]:
+    if src is None:
+        return env
+    return {**env, "PYTHONPATH": f"{src.resolve()}{os.pathsep}{env.get('PYTHONPATH', '')}"}
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, float]:
+    keys = ("import_s", "open_s", "submit_s", "list_s", "max_rss_mb", "modules")
+    return {k: statistics.median(float(r[k]) for r in runs) for k in keys}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", type=Path, default=None, help="checkout's src to measure")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout's src")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default="client_imports")
     args = parser.parse_args()
@@ -94,6 +106,10 @@ def main() -> int:
 
     from traderunner.redisdb.embedded import EmbeddedServer
 
+    contestants: dict[str, Path | None] = {"this": None}
+    if args.baseline is not None:
+        contestants = {"baseline": args.baseline, "this": None}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
     with tempfile.TemporaryDirectory(prefix="tr-client-bench-") as tmp:
         root = Path(tmp)
         with socket.socket() as s:
@@ -111,34 +127,39 @@ def main() -> int:
                 TRADERUNNER_REDIS_URL=server.url,
                 TRADERUNNER_REDIS_PREFIX=f"b{uuid.uuid4().hex[:6]}:",
             )
-            if args.src is not None:
-                env["PYTHONPATH"] = f"{args.src.resolve()}{os.pathsep}{env.get('PYTHONPATH', '')}"
-            runs: list[dict[str, Any]] = []
             for _ in range(args.runs):
-                proc = subprocess.run(
-                    [sys.executable, "-c", CHILD, json.dumps(HEAVY)],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                    check=True,
-                )
-                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                for name, src in contestants.items():  # alternating: load hits both alike
+                    proc = subprocess.run(
+                        [sys.executable, "-c", CHILD, json.dumps(HEAVY)],
+                        env=_child_env(env, src),
+                        capture_output=True,
+                        text=True,
+                        timeout=300,
+                        check=True,
+                    )
+                    runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
         finally:
             server.stop()
-    keys = ("import_s", "open_s", "submit_s", "list_s", "max_rss_mb", "modules")
-    summary = {k: statistics.median(r[k] for r in runs) for k in keys}
-    report = {
+    medians = {name: _median(r) for name, r in runs.items()}
+    report: dict[str, Any] = {
         "what": "fresh interpreter: import jobs.client, open, submit a backtest and a sweep, list",
-        "src": str(args.src.resolve()) if args.src else str(ROOT / "src"),
         "python": sys.version.split()[0],
+        "load_average": os.getloadavg(),
+        "sources": {
+            n: str(p.resolve()) if p else str(ROOT / "src") for n, p in contestants.items()
+        },
+        "median": medians,
+        "heavy_imported": {name: r[-1]["heavy_imported"] for name, r in runs.items()},
         "runs": runs,
-        "median": summary,
-        "heavy_imported": runs[-1]["heavy_imported"],
     }
+    if "baseline" in medians:
+        report["this_over_baseline"] = {
+            k: medians["this"][k] / medians["baseline"][k] for k in medians["this"]
+        }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({"median": summary, "heavy_imported": report["heavy_imported"]}, indent=2))
+    shown = {k: v for k, v in report.items() if k not in ("runs", "sources")}
+    print(json.dumps(shown, indent=2))
     return 0
 
 
