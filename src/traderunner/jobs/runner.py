@@ -41,6 +41,7 @@ from traderunner.errors import (
     StoreError,
     StrategyError,
     TraderunnerError,
+    UnknownStrategyError,
     UserInputError,
 )
 from traderunner.jobs.board import JobBoard
@@ -201,7 +202,15 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
         )
         raise RetryableError(str(exc)) from exc
     except (UserInputError, StrategyError) as exc:
-        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=str(exc))
+        error = str(exc)
+        if isinstance(exc, UnknownStrategyError):  # submitted while another worker had it
+            error = (
+                f"worker {ctx.worker_name} does not have strategy "
+                f"{record.spec.get('strategy')!r}: start the workers with its folder in "
+                "TRADERUNNER_STRATEGY_PATH (or its package installed), then "
+                f"'traderunner jobs retry {job_id}' ({exc})"
+            )
+        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=error)
         _after_failure(ctx, record)
         return "failed"
     except Exception as exc:

@@ -17,6 +17,7 @@ from the submitting machine's still runs the job, with its own version; the clie
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -39,8 +40,13 @@ from traderunner.strategies import Strategy, available_strategies, strategy_orig
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def strategy_version(cls: type[Strategy]) -> str:
-    """12 hex digits identifying the code and parameters of ``cls`` (see the module doc)."""
+    """12 hex digits identifying the code and parameters of ``cls`` (see the module doc).
+
+    Computed once per class and process, so it describes the code that was loaded even when
+    its file changes on disk afterwards.
+    """
     digest = hashlib.sha256()
     try:
         digest.update(Path(inspect.getfile(cls)).read_bytes())
