@@ -73,7 +73,7 @@ class JobClient:
 
         ``require_redis=False`` is for readers (``jobs list``/``show``/``follow``): when the
         durable Redis does not answer, the client still opens, with ``live`` False, and reads
-        the store's records only (no live progress; submitting then fails).
+        the store's records only (no live progress). Such a client is for reading.
         """
         load_user_strategies(settings.strategy_dirs)  # specs may name user strategies
         urls = resolve_urls(settings)
