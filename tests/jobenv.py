@@ -15,7 +15,8 @@ from traderunner.store import Store
 
 SYMBOLS = ("AAA", "BBB")
 
-PLUGINS = Path(__file__).parent / "plugins"  # exploding.py: a strategy that raises
+# exploding.py: a strategy that raises; counting.py: one that records every execution
+PLUGINS = Path(__file__).parent / "plugins"
 
 
 @dataclass

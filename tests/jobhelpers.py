@@ -50,17 +50,26 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """A real ``python -m traderunner.jobs`` worker (Celery, prefork) in its own process group."""
 
-    def __init__(self, settings: Settings, log_dir: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        concurrency: int = 2,
+        queues: str = "interactive,batch",
+        node: str = "test",
+    ) -> None:
         self.settings = settings
         self.log_dir = log_dir
         self.concurrency = concurrency
+        self.queues = queues
+        self.node = node
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def node_name(self) -> str:
         """The Celery node name of the current start (``-n``)."""
-        return f"test{self.starts}-{os.getpid()}@localhost"
+        return f"{self.node}{self.starts}-{os.getpid()}@localhost"
 
     @property
     def log_path(self) -> Path:
@@ -77,6 +86,8 @@ class WorkerProcess:
                 "traderunner.jobs",
                 "--concurrency",
                 str(self.concurrency),
+                "--queues",
+                self.queues,
                 "--loglevel",
                 "INFO",
                 "--name",

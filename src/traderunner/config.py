@@ -1,11 +1,17 @@
 """Typed settings, read once per entrypoint and passed down.
 
-Every setting comes from an environment variable with the prefix ``TRADERUNNER_`` (for example
-``TRADERUNNER_DATA_DIR``) or from a ``.env`` file in the working directory. Nothing in the
-package reads the environment anywhere else: entrypoints call :func:`load_settings` once and
-hand the frozen :class:`Settings` to what they build.
+Every setting comes, highest precedence first, from what the entrypoint passes (CLI options
+such as ``--data-dir``), an environment variable with the prefix ``TRADERUNNER_`` (for example
+``TRADERUNNER_DATA_DIR``), a ``.env`` file in the working directory, a TOML file, or its
+default. The TOML file is ``--config FILE`` (or ``TRADERUNNER_CONFIG``), else
+``traderunner.toml`` in the data directory when it exists; its keys are the setting names
+below without the prefix (``redis_port = 6500``). An unknown key, a file that is not TOML and
+a missing ``--config`` file are errors (one line naming the file). Nothing in the package reads
+the environment anywhere else: entrypoints call :func:`load_settings` once and hand the frozen
+:class:`Settings` to what they build.
 
 Settings
+    config          the TOML file that was read (None when there was none)
     data_dir        where the SQLite store, numba cache and (later) embedded Redis live;
                     default ``~/.local/share/traderunner`` (``$XDG_DATA_HOME/traderunner`` when set)
     store_url       any SQLAlchemy URL; default ``sqlite:///{data_dir}/traderunner.db``
@@ -42,13 +48,29 @@ Settings
 
 from __future__ import annotations
 
+import contextvars
+import difflib
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from traderunner.errors import ConfigError
+
+#: The settings file looked for in the data directory.
+CONFIG_FILE_NAME = "traderunner.toml"
+
+# The TOML file of the Settings being built (pydantic-settings builds its sources in a class
+# method, so the file reaches it this way).
+_toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml", default=None)
 
 
 def _default_data_dir() -> Path:
@@ -63,6 +85,7 @@ class Settings(BaseSettings):
         env_prefix="TRADERUNNER_", env_file=".env", extra="ignore", frozen=True
     )
 
+    config: Path | None = None
     data_dir: Path = Field(default_factory=_default_data_dir)
     store_url: str = ""
     strategy_path: str = ""
@@ -92,6 +115,19 @@ class Settings(BaseSettings):
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)
     cache_config_ttl: int = Field(default=3600, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = _toml_file.get()
+        files = () if toml is None else (TomlConfigSettingsSource(settings_cls, toml_file=toml),)
+        return (init_settings, env_settings, dotenv_settings, *files, file_secret_settings)
 
     @field_validator("data_dir")
     @classmethod
@@ -124,10 +160,68 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings from the environment once; ``overrides`` win over the environment."""
+    """Read the settings once: ``overrides`` (CLI options), environment, ``.env``, TOML file.
+
+    ``config=FILE`` (``--config``) names the TOML file; without it ``TRADERUNNER_CONFIG``,
+    else ``{data_dir}/traderunner.toml`` when it exists. Raises ConfigError in one line.
+    """
+    first = _build(overrides, None)  # where the data directory and the config file are
+    toml = first.config
+    if toml is None and (first.data_dir / CONFIG_FILE_NAME).is_file():
+        toml = first.data_dir / CONFIG_FILE_NAME
+    if toml is None:
+        return first
+    toml = toml.expanduser()
+    data = _read_toml(toml)
+    for key in ("config", *(() if first.config is not None else ("data_dir",))):
+        if key in data:
+            raise ConfigError(
+                f"{toml}: '{key}' cannot be set in this file (it is what locates it); "
+                f"use {'--config' if key == 'config' else 'TRADERUNNER_DATA_DIR or --data-dir'}"
+            )
+    return _build({**overrides, "config": toml}, toml, data)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: create it or fix --config") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    known = sorted(set(Settings.model_fields) - {"config"})
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r} in {path}{hint}: its keys are the TRADERUNNER_* "
+            "setting names without the prefix, in lower case"
+        )
+    return data
+
+
+def _build(
+    overrides: dict[str, object], toml: Path | None, data: dict[str, Any] | None = None
+) -> Settings:
+    token = _toml_file.set(toml)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = "TRADERUNNER_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise ConfigError(f"invalid setting {field}: {first['msg']}") from None
+        name = str(first["loc"][0]) if first["loc"] else ""
+        from_file = (
+            data is not None
+            and name in data
+            and name not in overrides
+            and f"TRADERUNNER_{name.upper()}" not in os.environ
+        )
+        where = f"{name} in {toml}" if from_file else "TRADERUNNER_" + name.upper()
+        raise ConfigError(
+            f"invalid setting {where if name else 'settings'}: {first['msg']}"
+        ) from None
+    finally:
+        _toml_file.reset(token)

@@ -5,6 +5,7 @@
     TraderunnerError                 base; never raised itself
     ├── UserInputError               the caller gave something wrong: fix the input and retry
     │   ├── UnknownStrategyError     no strategy with that name (lists the known ones)
+    │   │   └── StrategyUnavailableError  workers run, none has it: start one that has it
     │   ├── ParameterError           unknown parameter, wrong type or out of bounds
     │   ├── OptionError              bad engine option (fill, direction, size, fees, stops)
     │   ├── DataRangeError           bad or empty date range, unknown symbol or timeframe
@@ -41,6 +42,10 @@ class UserInputError(TraderunnerError):
 
 class UnknownStrategyError(UserInputError):
     """No strategy is registered under the requested name."""
+
+
+class StrategyUnavailableError(UnknownStrategyError):
+    """Workers are running and none of them has the strategy loaded; nothing was enqueued."""
 
 
 class ParameterError(UserInputError):

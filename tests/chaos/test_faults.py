@@ -24,93 +24,189 @@ from tests.jobenv import SYMBOLS, job_env, make_settings
 from tests.jobhelpers import WorkerProcess, settings_env, wait_all
 from tests.redishelpers import RedisPair, start_pair
 from traderunner.domain.jobs import JobState
+from traderunner.domain.timeframe import Timeframe
+from traderunner.engine import run_backtest
 from traderunner.jobs import BacktestSpec, JobClient, NoopSpec
+from traderunner.jobs.queueing import queued_job_ids
+from traderunner.marketdata import load_candles
 from traderunner.store import Store
 from traderunner.store.schema import runs
 
 pytestmark = pytest.mark.slow
 
-N_JOBS = 200
+N_JOBS = 60
+HOLD_MS = 50  # per symbol: a job computes ~0.1 s, so a kill finds jobs mid-run
 
 
-def _specs(n: int) -> list[BacktestSpec]:
-    # Distinct parameters, so every result is its own.
+def _specs(n: int, log: Path, hold_ms: int = HOLD_MS) -> list[BacktestSpec]:
+    # The counting strategy (tests/plugins) appends "{job} {symbol} {pid}" to ``log`` each time
+    # it starts on a symbol: a job's lines for SYMBOLS[0] count its executions.
     return [
-        BacktestSpec("sma_cross", SYMBOLS, "M5", params={"fast": 2 + i % 20, "slow": 30 + i})
+        BacktestSpec(
+            "counting", SYMBOLS, "M5", params={"job": i, "hold_ms": hold_ms, "log": str(log)}
+        )
         for i in range(n)
     ]
 
 
-def _wait_until_running(
-    client: JobClient, ids: list[str], timeout: float = 60, worker: WorkerProcess | None = None
+def _executions(log: Path, ids: list[str]) -> dict[str, int]:
+    """Job id -> how many times it started executing, from the counting strategy's log."""
+    counts = dict.fromkeys(ids, 0)
+    if log.exists():
+        for line in log.read_text().splitlines():
+            job, symbol, _pid = line.split()
+            if symbol == SYMBOLS[0]:
+                counts[ids[int(job)]] += 1
+    return counts
+
+
+def _running(client: JobClient, worker_prefix: str = "") -> set[str]:
+    """Jobs the store has RUNNING (on a worker whose name starts with ``worker_prefix``)."""
+    return {
+        r.id
+        for r in client.store.jobs.list(states=[JobState.RUNNING], limit=None)
+        if r.worker.startswith(worker_prefix)
+    }
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _wait_computing(
+    client: JobClient,
+    worker: WorkerProcess,
+    log: Path,
+    ids: list[str],
+    since: int,
+    worker_prefix: str = "",
+    timeout: float = 60,
 ) -> None:
-    wanted = set(ids)
+    """Until a RUNNING job (on ``worker_prefix``'s worker) has started computing: its first
+    line is among the log's lines after line ``since``. It then holds ~2 x HOLD_MS more."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(r.id in wanted for r in client.store.jobs.list(states=[JobState.RUNNING])):
+    while True:
+        started = {
+            ids[int(job)]
+            for job, symbol, _ in (line.split() for line in _lines(log)[since:])
+            if symbol == SYMBOLS[0]
+        }
+        if started & _running(client, worker_prefix):
             return
-        if worker is not None:
-            worker.assert_running()
-        time.sleep(0.05)
-    raise AssertionError("no job started running within the timeout")
+        assert time.monotonic() < deadline, f"no job started computing:\n{worker.logs()[-3000:]}"
+        worker.assert_running()
+        time.sleep(0.01)
 
 
-def _result_rows(store: Store) -> dict[str, int]:
+def _wait_running(client: JobClient, worker: WorkerProcess, timeout: float = 60) -> None:
+    """Until a job is RUNNING."""
+    deadline = time.monotonic() + timeout
+    while not _running(client):
+        assert time.monotonic() < deadline, f"no job started running:\n{worker.logs()[-3000:]}"
+        worker.assert_running()
+        time.sleep(0.02)
+
+
+def _results(client: JobClient, ids: list[str]) -> dict[str, int]:
+    """Job id -> the ``job`` parameter its stored result was computed with."""
+    out = {}
+    for job_id in ids:
+        summary = client.result(job_id)
+        assert summary is not None, job_id
+        out[job_id] = int(summary["params"]["job"])
+    return out
+
+
+def _result_rows(store: Store) -> int:
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(runs.c.id, sa.func.count()).group_by(runs.c.id)).all()
-    return {r[0]: int(r[1]) for r in rows}
+        return int(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar())
+
+
+def _assert_executed_once_unless_hit(
+    executions: dict[str, int], hits: list[set[str]], before: list[dict[str, int]]
+) -> None:
+    """The guarantee: a job runs once, and again only after a kill that hit it while it ran."""
+    hit_count = {j: sum(j in h for h in hits) for j in executions}
+    assert all(n >= 1 for n in executions.values()), executions
+    once = {j: n for j, n in executions.items() if not hit_count[j] and n != 1}
+    assert once == {}, f"jobs no kill hit ran more than once: {once}"
+    over = {j: n for j, n in executions.items() if n > 1 + hit_count[j]}
+    assert over == {}, f"jobs ran more often than kills hit them: {over}"
+    # A hit job that had started computing (and left no result) had to run again after it.
+    for hit, seen in zip(hits, before, strict=True):
+        for job_id in hit:
+            if seen[job_id]:
+                assert executions[job_id] > seen[job_id], (job_id, executions[job_id])
 
 
 def test_worker_sigkilled_five_times_loses_nothing(tmp_path: Path, redis_pair: RedisPair) -> None:
-    with job_env(redis_pair, tmp_path, days=20) as env:
-        ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
+    log = tmp_path / "executions.log"
+    with job_env(redis_pair, tmp_path, days=2) as env:
+        ids = [env.client.submit(s).id for s in _specs(N_JOBS, log)]
+        hits: list[set[str]] = []  # per kill: the jobs its worker was running
+        before: list[dict[str, int]] = []  # per kill: executions of those that left no result
         for _ in range(5):
-            _wait_until_running(env.client, ids, worker=env.worker)  # the kill lands mid-run
-            time.sleep(0.3)
+            node = env.worker.node_name + "/"  # its pool processes are "{node}/{pid}"
+            # A job claimed by *this* worker, mid-computation (the dead worker's rows stay
+            # RUNNING until the reconciler revives them, so RUNNING alone proves nothing).
+            _wait_computing(env.client, env.worker, log, ids, len(_lines(log)), node)
             env.worker.kill()
+            hit = _running(env.client, node)  # the dead worker's rows stay RUNNING
+            hits.append(hit)
+            counted = _executions(log, ids)
+            before.append({j: counted[j] for j in hit if env.store.runs.get(j) is None})
             env.worker.start()
+        assert sum(bool(h) for h in hits) == 5, hits  # every kill landed on a running job
         states = wait_all(env.client, ids, timeout=180, worker=env.worker)
         assert all(s is JobState.SUCCEEDED for s in states.values()), (
             {k: v for k, v in states.items() if v is not JobState.SUCCEEDED},
             env.worker.logs()[-3000:],
         )
-        rows = _result_rows(env.store)
-        assert set(rows) == set(ids)
-        assert all(count == 1 for count in rows.values())
-        attempts = [env.client.status(i).attempts for i in ids]
-        # the kills landed mid-run: some jobs needed a second attempt
-        assert max(attempts) >= 2, attempts
+        executions = _executions(log, ids)
+        _assert_executed_once_unless_hit(executions, hits, before)
+        assert sum(executions.values()) > N_JOBS  # the kills did cost re-executions
+        # Every result saved once, under its own job, from that job's parameters.
+        assert _results(env.client, ids) == {j: i for i, j in enumerate(ids)}
+        assert _result_rows(env.store) == N_JOBS
+        hit_any = set().union(*hits)
+        assert all(env.client.status(j).attempts == 1 for j in ids if j not in hit_any)
 
 
 def test_durable_redis_sigkilled_and_restarted_from_aof(tmp_path: Path) -> None:
     pair = start_pair(tmp_path / "valkey")  # its own server: this test kills it
+    log = tmp_path / "executions.log"
     try:
-        with job_env(pair, tmp_path / "sys", days=20) as env:
-            ids = [env.client.submit(s).id for s in _specs(N_JOBS)]
+        with job_env(pair, tmp_path / "sys", days=2) as env:
+            # Longer jobs: the worker is idle while Redis is down, and the third kill must
+            # still find work.
+            ids = [env.client.submit(s).id for s in _specs(N_JOBS, log, hold_ms=2 * HOLD_MS)]
+            hits: list[set[str]] = []
             # Three kills: the worker's reconnect path (restoring unacked messages on a dead
             # connection) is racy, and Celery 5.7.0 exited there about one kill in three.
-            for kill in range(3):
-                _wait_until_running(env.client, ids, timeout=120, worker=env.worker)
-                time.sleep(1.0)
-                before = wait_all(env.client, ids, timeout=0, worker=env.worker)
-                # the kill lands mid-run: many jobs still queued or running
-                assert sum(s is JobState.SUCCEEDED for s in before.values()) < N_JOBS
-                if kill == 0:
-                    assert any(s is JobState.SUCCEEDED for s in before.values())
+            for _ in range(3):
+                since = len(_lines(log))
                 pid = pair.durable.status().pid
+                _wait_computing(env.client, env.worker, log, ids, since, timeout=120)
                 assert pid is not None
                 os.kill(pid, signal.SIGKILL)
+                hits.append(_running(env.client))  # the store still answers
                 time.sleep(1.0)
                 pair.durable.start()  # replays the AOF: up to the last second may be lost
+            assert sum(bool(h) for h in hits) == 3, hits  # every kill landed mid-run
             states = wait_all(env.client, ids, timeout=240, worker=env.worker)
             assert all(s is JobState.SUCCEEDED for s in states.values()), (
                 sum(s is JobState.SUCCEEDED for s in states.values()),
                 env.worker.logs()[-3000:],
             )
             assert "Restoring" in env.worker.log_path.read_text()  # the racy path did run
-            rows = _result_rows(env.store)
-            assert set(rows) == set(ids)
-            assert all(count == 1 for count in rows.values())
+            # A job that ran while Redis died may run again (its claim can expire during the
+            # outage); no other job may.
+            executions = _executions(log, ids)
+            hit_count = {j: sum(j in h for h in hits) for j in ids}
+            assert all(n >= 1 for n in executions.values())
+            assert {j: n for j, n in executions.items() if n > 1 + hit_count[j]} == {}
+            assert _results(env.client, ids) == {j: i for i, j in enumerate(ids)}
+            assert _result_rows(env.store) == N_JOBS
     finally:
         pair.durable.stop()
         pair.cache.stop()
@@ -119,21 +215,24 @@ def test_durable_redis_sigkilled_and_restarted_from_aof(tmp_path: Path) -> None:
 def test_warm_shutdown_finishes_jobs_and_none_runs_twice(
     tmp_path: Path, redis_pair: RedisPair
 ) -> None:
-    with job_env(redis_pair, tmp_path, days=20) as env:
-        ids = [env.client.submit(s).id for s in _specs(60)]
-        _wait_until_running(env.client, ids, worker=env.worker)
-        time.sleep(0.5)
+    log = tmp_path / "executions.log"
+    with job_env(redis_pair, tmp_path, days=2) as env:
+        ids = [env.client.submit(s).id for s in _specs(30, log)]
+        _wait_running(env.client, env.worker)
+        in_hand = _running(env.client)
         code = env.worker.terminate(timeout=120)
         assert code == 0
         assert "restarting in place" not in env.worker.logs()  # the watchdog stood down
         partly = wait_all(env.client, ids, timeout=0.5)
-        assert any(s is JobState.SUCCEEDED for s in partly.values())
-        assert not any(s is JobState.RUNNING for s in partly.values())  # in-hand jobs finished
+        assert in_hand and all(partly[j] is JobState.SUCCEEDED for j in in_hand)  # finished
+        assert not any(s is JobState.RUNNING for s in partly.values())
+        assert any(s is JobState.QUEUED for s in partly.values())  # ... and took no more
         env.worker.start()
         states = wait_all(env.client, ids, timeout=120, worker=env.worker)
         assert all(s is JobState.SUCCEEDED for s in states.values())
-        assert all(env.client.status(i).attempts == 1 for i in ids)  # none ran twice
-        assert all(c == 1 for c in _result_rows(env.store).values())
+        assert _executions(log, ids) == dict.fromkeys(ids, 1)  # none ran twice
+        assert all(env.client.status(i).attempts == 1 for i in ids)
+        assert _result_rows(env.store) == 30
 
 
 def test_cold_shutdown_exits_non_zero_and_its_job_runs_after_restart(
@@ -196,11 +295,13 @@ def test_pickle_payload_in_a_queue_is_rejected_and_runs_no_code(
                 "priority": 0,
             },
         }
-        queue_key = f"{env.settings.redis_prefix}interactive"
+        queue_key = env.client.keys.celery_queue("interactive")
         env.client.redis.lpush(queue_key, json.dumps(message))
         follow_up = env.client.submit(NoopSpec())
         assert env.client.wait(follow_up.id, timeout=30).state is JobState.SUCCEEDED
-        assert env.client.redis.llen(queue_key) == 0  # the evil message was consumed ...
+        # The evil message was consumed (a copy of the follow-up that the reconciler may have
+        # enqueued while the worker held it can still wait there: it is dropped on delivery) ...
+        assert task_id not in queued_job_ids(env.client.redis, env.client.keys)
         assert not marker.exists()  # ... and never unpickled
         logs = env.worker.logs()
         assert "ContentDisallowed" in logs or "disallowed" in logs.lower()
@@ -267,7 +368,14 @@ def test_client_process_restart_finds_every_job_again(
             assert listed == set(ids)
             states = wait_all(fresh, ids, timeout=60, worker=worker)
             assert all(s is JobState.SUCCEEDED for s in states.values())
-            assert fresh.result(ids[-1])["trades"] >= 0
+            # The backtest's result is the engine's own on the same candles.
+            candles = load_candles(store, ["AAA"], Timeframe.M5, None, None)
+            direct = run_backtest("sma_cross", candles)
+            summary = fresh.result(ids[-1])
+            assert summary is not None and summary["trades"] == direct.n_trades > 0
+            assert summary["metrics"]["total_return"] == pytest.approx(
+                direct.metrics["total_return"]
+            )
     finally:
         worker.stop()
         store.close()

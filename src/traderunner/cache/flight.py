@@ -26,8 +26,8 @@ import redis
 
 from traderunner.cache import codec
 from traderunner.cache.clients import error_kind
-from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, Keys
-from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
+from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, LATEST_FILL_LOCK_TTL, Keys
+from traderunner.redisdb.scripts import FILL_OR_LOCK, PEXPIRE_IF_HELD, RELEASE_IF_HELD
 
 T = TypeVar("T")
 Loaded = tuple[Any, bytes, int]  # value, its cached bytes, TTL in seconds
@@ -42,16 +42,8 @@ class FillPolicy:
     refresh: bool
 
 
-LATEST_FILL = FillPolicy(2000, 3.0, refresh=False)
+LATEST_FILL = FillPolicy(LATEST_FILL_LOCK_TTL * 1000, 3.0, refresh=False)
 SERIES_FILL = FillPolicy(CACHE_FILL_LOCK_TTL * 1000, 600.0, refresh=True)
-
-# KEYS[1] value, KEYS[2] fill lock; ARGV token, lock ms, "1" = the value present is bad.
-# 1: the value is there, 2: we hold the lock (load it), 0: another loader holds it.
-_FILL = """
-if ARGV[3] ~= '1' and redis.call('exists', KEYS[1]) == 1 then return 1 end
-if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end
-return 0
-"""
 
 
 class Filler:
@@ -77,7 +69,7 @@ class Filler:
         self._failed = failed
         self._flights: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
-        self._fill = client.register_script(_FILL)
+        self._fill = client.register_script(FILL_OR_LOCK)
         self._release = client.register_script(RELEASE_IF_HELD)
         self._refresh = client.register_script(PEXPIRE_IF_HELD)
 

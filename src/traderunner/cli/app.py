@@ -28,7 +28,7 @@ from traderunner.cli.cache import cache_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
 from traderunner.cli.results import results_app
-from traderunner.cli.services import flower, redis_app, worker
+from traderunner.cli.services import flower, redis_app, worker, workers
 from traderunner.errors import CancelledError, TraderunnerError
 
 app = typer.Typer(
@@ -53,11 +53,23 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML); default: traderunner.toml in the data directory. "
+            "TRADERUNNER_* environment variables win over it.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Settings are read here, once per run, and handed to every command."""
     from traderunner.config import load_settings
 
     overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
+    if config is not None:
+        overrides["config"] = config
     ctx.obj = common.State(load_settings(**overrides))
 
 
@@ -69,6 +81,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(redis_app, name="redis")
 app.add_typer(cache_app, name="cache")
 app.command("worker")(worker)
+app.command("workers")(workers)
 app.command("flower")(flower)
 
 

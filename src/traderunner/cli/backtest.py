@@ -29,8 +29,10 @@ SymbolsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--symbols",
+        "--symbol",
         "-s",
-        help="Stored symbols, comma-separated or repeated (default: all stored for the timeframe).",
+        help="Stored symbols, comma-separated or repeated (default: all stored for the "
+        "timeframe); with --data, the file's one symbol (default: the file name).",
         rich_help_panel=_DATA,
         show_default=False,
     ),
@@ -59,14 +61,6 @@ DataOpt = Annotated[
         exists=True,
         dir_okay=False,
         readable=True,
-        rich_help_panel=_DATA,
-    ),
-]
-FileSymbolOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--symbol",
-        help="Symbol name for --data (default: the file name, upper-cased).",
         rich_help_panel=_DATA,
     ),
 ]
@@ -242,7 +236,6 @@ def backtest(
     end: ToOpt = None,
     param: ParamOpt = None,
     data: DataOpt = None,
-    symbol: FileSymbolOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -306,7 +299,7 @@ def backtest(
         )
         return
     candles = common.load_market_data(
-        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+        state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
 
     from traderunner.engine import run_backtest
@@ -370,7 +363,6 @@ def sweep(
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
-    symbol: FileSymbolOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -461,7 +453,7 @@ def sweep(
         )
         return
     candles: dict[str, CandleArrays] = common.load_market_data(
-        state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
+        state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
 
     with (

@@ -186,25 +186,26 @@ def load_market_data(
     state: State,
     *,
     data_file: Path | None,
-    file_symbol: str | None,
     symbols: Sequence[str] | None,
     timeframe: Timeframe,
     period: Period,
 ) -> dict[str, CandleArrays]:
     """Candles for a backtest or sweep: from ``--data FILE`` or from the store.
 
-    With the store and no ``--symbols``, every symbol stored for the timeframe is used.
-    Empty data -> DataRangeError saying what exists.
+    With the store and no ``--symbols``, every symbol stored for the timeframe is used. With
+    ``--data FILE``, ``--symbol`` (the same option) names the file's one symbol (default: the
+    file name). Empty data -> DataRangeError saying what exists.
     """
     if data_file is not None:
         from traderunner.marketdata import read_candle_file
 
-        if symbols:
+        named = split_symbols(symbols)
+        if len(named) > 1:
             raise OptionError(
-                "--symbols picks stored series and cannot be used with --data FILE: "
-                "name the file's symbol with --symbol"
+                f"--data FILE holds one symbol, got {len(named)} ({', '.join(named)}): name "
+                "it with one --symbol, or drop --data to use stored series"
             )
-        symbol = (file_symbol or file_stem(data_file)).strip().upper()
+        symbol = named[0] if named else file_stem(data_file).strip().upper()
         candles = read_candle_file(data_file, symbol, timeframe)
         if len(candles) == 0:
             raise DataRangeError(f"{data_file} has no candles: add rows or pick another file")

@@ -26,6 +26,21 @@ data_app = typer.Typer(
 )
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
+
+
+def _one_symbol(value: str | None, command: str) -> str:
+    """The one symbol a command takes (``--symbols``/``--symbol``), upper-cased; "" if none."""
+    from traderunner.errors import OptionError
+
+    names = common.split_symbols([value] if value else [])
+    if len(names) > 1:
+        raise OptionError(
+            f"{command} takes one symbol, got {len(names)} ({', '.join(names)}): give one --symbol"
+        )
+    return names[0] if names else ""
+
+
 def _series_dict(info: SeriesInfo) -> dict[str, Any]:
     return {
         "symbol": info.symbol,
@@ -53,20 +68,30 @@ def import_(
     ],
     symbol: Annotated[
         str | None,
-        typer.Option("--symbol", help="Symbol name (default: the file name, upper-cased)."),
+        typer.Option(
+            "--symbols",
+            "--symbol",
+            "-s",
+            help="The file's symbol (default: the file name, upper-cased).",
+            show_default=False,
+        ),
     ] = None,
     timeframe: Annotated[
         str, typer.Option("--timeframe", "-t", help="Bar size of the file: M1 M5 M15 M30 H1 H4 D1.")
     ] = "M5",
+    json_output: JsonOpt = False,
 ) -> None:
     """Validate a candle file, then write it to the store in one transaction."""
     from traderunner.marketdata import import_file
 
     state = common.get_state(ctx)
     tf = common.parse_timeframe(timeframe)
-    name = (symbol or common.file_stem(file)).strip().upper()
+    name = _one_symbol(symbol, "data import") or common.file_stem(file).strip().upper()
     with common.open_store(state.settings) as store:
         info = import_file(store, file, name, tf)
+    if json_output:
+        common.print_json({"imported": str(file), "series": _series_dict(info)})
+        return
     out = common.out_console()
     out.print(series_table([info], title=f"imported {file.name}"))
 
@@ -89,6 +114,7 @@ def demo(
     timeframe: Annotated[
         str, typer.Option("--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.")
     ] = "M5",
+    json_output: JsonOpt = False,
 ) -> None:
     """Load SYNTHETIC demo candles (seeded random walks, not market prices) into the store."""
     from traderunner.marketdata import DEMO_SYMBOLS, load_demo
@@ -98,6 +124,10 @@ def demo(
     wanted = common.split_symbols(symbols) or list(DEMO_SYMBOLS)
     with common.open_store(state.settings) as store:
         infos = load_demo(store, wanted, tf, days)
+    if json_output:
+        common.print_json({"series": [_series_dict(i) for i in infos], "synthetic": True})
+        common.warn_synthetic([i.symbol for i in infos], console=common.err_console())
+        return
     out = common.out_console()
     out.print(series_table(infos, title="demo data loaded"))
     common.warn_synthetic([i.symbol for i in infos], console=out)
@@ -106,7 +136,7 @@ def demo(
 @data_app.command("list")
 def list_(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """List the stored candle series: symbol, timeframe, source, bars, first, last, version."""
     state = common.get_state(ctx)
@@ -225,7 +255,7 @@ def fetch(
         str | None,
         typer.Option("--to", help="Last day, inclusive (default: now).", show_default=False),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Fetch candles into the store, asking only for what it lacks (rerun to resume).
 
@@ -321,7 +351,9 @@ def _gaps_dict(report: GapReport, first_ns: int | None, last_ns: int | None) -> 
 @data_app.command("gaps")
 def gaps(
     ctx: typer.Context,
-    symbol: Annotated[str, typer.Option("--symbol", help="Stored symbol, e.g. AAPL.US.")],
+    symbol: Annotated[
+        str, typer.Option("--symbols", "--symbol", "-s", help="Stored symbol, e.g. AAPL.US.")
+    ],
     timeframe: Annotated[
         str, typer.Option("--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.")
     ] = "M5",
@@ -335,7 +367,7 @@ def gaps(
         str | None,
         typer.Option("--to", help="Check to this day (default: last bar).", show_default=False),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Missing sessions, missing bars inside sessions and duplicates of a stored series.
 
@@ -346,7 +378,7 @@ def gaps(
     from traderunner.marketdata.gaps import find_gaps
 
     state = common.get_state(ctx)
-    name = symbol.strip().upper()
+    name = _one_symbol(symbol, "data gaps")
     tf = common.parse_timeframe(timeframe)
     period = Period.parse(start, end)
     with common.open_store(state.settings) as store:

@@ -63,14 +63,34 @@ class Output:
 
 
 @contextmanager
-def job_client(ctx: typer.Context) -> Iterator[JobClient]:
+def job_client(ctx: typer.Context, *, reading: bool = False) -> Iterator[JobClient]:
+    """A JobClient for this command.
+
+    Commands that write (submit, cancel, retry, reconcile) start the embedded servers when
+    they are not running, and say so. Commands that only read (``reading=True``: list, show,
+    follow, workers) start nothing: with the durable Redis down they read the store's records
+    and say that live progress is missing.
+    """
     from traderunner.cli.services import ensure_redis
     from traderunner.jobs import JobClient
 
     state = common.get_state(ctx)
     state.load_strategies()
-    ensure_redis(state.settings)
-    with JobClient.open(state.settings) as client:
+    if not reading:
+        ensure_redis(state.settings)
+    with JobClient.open(state.settings, require_redis=not reading) as client:
+        if not client.live:
+            where = (
+                "the embedded durable Redis is not running"
+                if state.settings.embedded_redis
+                else "the durable Redis does not answer"
+            )
+            common.err_console().print(
+                f"note: {where}: showing the store's records without live progress "
+                "('traderunner redis start' or 'traderunner worker' starts it)",
+                markup=False,
+                soft_wrap=True,
+            )
         yield client
 
 
@@ -107,6 +127,9 @@ def submit_and_follow(
                 f"{record.queue.value} queue"
             )
         detached = False
+        check = client.strategy_check(spec.strategy) if hasattr(spec, "strategy") else None
+        for note in check.notes() if check is not None else ():
+            common.err_console().print(f"note: {note}", markup=False, soft_wrap=True)
         if follow:
             record, detached = follow_job(client, record.id, show=common.show_progress(output.json))
         finish(client, record, output, waited=follow, detached=detached)
@@ -300,7 +323,7 @@ def list_jobs(
         raise UserInputError(f"{exc}: see 'traderunner jobs list --help'") from None
     period = Period.parse(since, until)
     before = None if period.end is None else period.end + timedelta(microseconds=1)
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         page = client.list(
             states=states,
             owner=owner,
@@ -331,7 +354,7 @@ def show_job(
     json_output: JsonOpt = False,
 ) -> None:
     """One job: its record, its chunks (sweeps) and, when it succeeded, its result's tables."""
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         record = client.status(client.resolve(job_id))
         output = Output(json=json_output, trades=trades, top=top, sort=sort)
         if json_output:
@@ -360,7 +383,7 @@ def follow(
 
     Exits 0 when it succeeded, 3 when it failed, 4 when it was cancelled, 130 when detached.
     """
-    with job_client(ctx) as client:
+    with job_client(ctx, reading=True) as client:
         record, detached = follow_job(
             client, client.resolve(job_id), show=common.show_progress(json_output)
         )
@@ -369,21 +392,32 @@ def follow(
 
 
 @jobs_app.command("cancel")
-def cancel(ctx: typer.Context, job_id: JobArg, admin: AdminOpt = False) -> None:
+def cancel(
+    ctx: typer.Context, job_id: JobArg, admin: AdminOpt = False, json_output: JsonOpt = False
+) -> None:
     """Cancel: a queued job never starts, a running one stops at its next check."""
     with job_client(ctx) as client:
         full = client.resolve(job_id)
         record = client.cancel(full, actor=common.default_owner(), is_admin=admin)
-    common.out_console().print(f"job {full}: {record.state.value}")
+    _print_changed(record, json_output)
 
 
 @jobs_app.command("retry")
-def retry(ctx: typer.Context, job_id: JobArg, admin: AdminOpt = False) -> None:
+def retry(
+    ctx: typer.Context, job_id: JobArg, admin: AdminOpt = False, json_output: JsonOpt = False
+) -> None:
     """Queue a failed or cancelled job again."""
     with job_client(ctx) as client:
         full = client.resolve(job_id)
         record = client.retry(full, actor=common.default_owner(), is_admin=admin)
-    common.out_console().print(f"job {full}: {record.state.value}")
+    _print_changed(record, json_output)
+
+
+def _print_changed(record: JobRecord, json_output: bool) -> None:
+    if json_output:
+        common.print_json(record_dict(record))
+    else:
+        common.out_console().print(f"job {record.id}: {record.state.value}")
 
 
 @jobs_app.command("reconcile")

@@ -18,6 +18,8 @@ from traderunner.cli import common
 
 redis_app = typer.Typer(help="The embedded Redis (Valkey) servers.", no_args_is_help=True)
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
+
 
 def _servers(ctx: typer.Context) -> tuple[Any, ...]:
     from traderunner.errors import ConfigError
@@ -34,26 +36,28 @@ def _servers(ctx: typer.Context) -> tuple[Any, ...]:
 
 
 @redis_app.command("start")
-def redis_start(ctx: typer.Context) -> None:
+def redis_start(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """Start the durable and the cache server (a running one is left as it is)."""
     for server in _servers(ctx):
         server.start()
-    _print_status(ctx)
+    _print_status(ctx, json_output=json_output)
 
 
 @redis_app.command("stop")
-def redis_stop(ctx: typer.Context) -> None:
+def redis_stop(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """Stop both servers (the durable one flushes its AOF first)."""
-    for server in _servers(ctx):
-        stopped = server.stop()
-        common.out_console().print(f"{server.role}: {'stopped' if stopped else 'was not running'}")
+    stopped = {server.role: server.stop() for server in _servers(ctx)}
+    if json_output:
+        common.print_json(
+            {"servers": [{"role": role, "stopped": done} for role, done in stopped.items()]}
+        )
+        return
+    for role, done in stopped.items():
+        common.out_console().print(f"{role}: {'stopped' if done else 'was not running'}")
 
 
 @redis_app.command("status")
-def redis_status(
-    ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
+def redis_status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """Which servers run, on which ports, with which files."""
     _print_status(ctx, json_output=json_output)
 
@@ -94,12 +98,27 @@ def _print_status(ctx: typer.Context, *, json_output: bool = False) -> None:
 
 
 def ensure_redis(settings: Any) -> None:
-    """Start the embedded servers when traderunner manages them."""
-    if settings.embedded_redis:
-        from traderunner.redisdb.embedded import embedded_servers
+    """Start the embedded servers when traderunner manages them, saying so when it did.
 
-        for server in embedded_servers(settings):
+    For commands that write (submit, cancel, retry, worker, flower, fetch). The servers keep
+    running after the command: the note says how they are stopped.
+    """
+    if not settings.embedded_redis:
+        return
+    from traderunner.redisdb.embedded import embedded_servers
+
+    started = []
+    for server in embedded_servers(settings):
+        if server.ping() != "ok":
             server.start()
+            started.append(f"{server.role} on {server.bind}:{server.port}")
+    if started:
+        common.err_console().print(
+            f"started the embedded Redis servers ({', '.join(started)}); they keep running "
+            "after this command: 'traderunner redis stop' stops them",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def worker(
@@ -140,6 +159,30 @@ def worker(
         raise typer.Exit(code)  # so a supervisor sees the failure and restarts the worker
 
 
+def workers(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+    """The live workers: where they run, their queues and the strategies they have loaded."""
+    from traderunner.cli.jobs import job_client
+
+    with job_client(ctx, reading=True) as client:
+        found = client.workers() if client.live else []
+    if json_output:
+        common.print_json({"workers": [w.to_dict() for w in found]})
+        return
+    out = common.out_console()
+    if not found:
+        out.print("no worker is running: start one with 'traderunner worker'")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(found)} live worker(s)")
+    for col in ("node", "pid", "queues", "started", "strategies (version)"):
+        table.add_column(col)
+    for w in found:
+        names = ", ".join(f"{n} ({v[:6]})" for n, v in sorted(w.strategies.items()))
+        table.add_row(w.node, str(w.pid), ",".join(w.queues), w.started, names)
+    out.print(table)
+
+
 def flower(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5555,
@@ -152,6 +195,11 @@ def flower(
     common.err_console().print(f"Flower on http://{address}:{port}  login: {user} / {password}")
     env = dict(os.environ)
     env["TRADERUNNER_DATA_DIR"] = str(settings.data_dir)
+    if settings.config is not None:  # Flower's Celery app reads the same settings file
+        env["TRADERUNNER_CONFIG"] = str(settings.config)
+    # The login goes in the environment (Flower reads FLOWER_* options from it), never on the
+    # command line, where every user's `ps` would show it; /proc/PID/environ is the owner's.
+    env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
     cmd = [
         sys.executable,
         "-m",
@@ -161,7 +209,6 @@ def flower(
         "flower",
         f"--address={address}",
         f"--port={port}",
-        f"--basic-auth={user}:{password}",
         "--purge_offline_workers=60",
     ]
     raise typer.Exit(subprocess.call(cmd, env=env))

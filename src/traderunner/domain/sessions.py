@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from traderunner.errors import ParameterError
 
@@ -111,6 +110,8 @@ def local_wall_ns(ts_ns: npt.ArrayLike, tz: str = NEW_YORK) -> IntArray:
     ts = _as_ts(ts_ns)
     if len(ts) == 0:
         return ts.copy()
+    import pandas as pd  # here: importing strategies (to check parameters) needs no pandas
+
     index = pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC")
     local = index.tz_convert(check_tz(tz)).tz_localize(None).as_unit("ns")
     return np.asarray(local.asi8, dtype=np.int64)

@@ -1,7 +1,8 @@
 """``python -m traderunner.jobs`` runs a worker from the environment's settings.
 
 The same as ``traderunner worker`` without the CLI (used by tests and systemd units).
-Arguments: ``[--concurrency N] [--queues interactive,batch] [--pool prefork|solo|threads]``.
+Arguments: ``[--concurrency N] [--queues interactive,batch] [--pool prefork|solo|threads]
+[--config FILE]``.
 Exits with the worker's code: 0 after a warm shutdown, non-zero when Celery gave up.
 """
 
@@ -23,11 +24,12 @@ def main() -> None:
     parser.add_argument("--pool", default="prefork")
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--config", default=None, help="settings file (TOML)")
     args = parser.parse_args()
     logging.basicConfig(level=args.loglevel)
     queues = tuple(Queue(q.strip()) for q in args.queues.split(",") if q.strip())
     code = run_worker(
-        load_settings(),
+        load_settings(**({"config": args.config} if args.config else {})),
         concurrency=args.concurrency,
         queues=queues,
         loglevel=args.loglevel,

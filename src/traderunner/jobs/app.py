@@ -87,6 +87,8 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
 def make_celery(settings: Settings, *, broker_url: str | None = None) -> Celery:
     """A Celery app for these settings (nothing connects until it is used)."""
     url = broker_url or resolve_urls(settings).durable
-    app = Celery("traderunner", set_as_current=False)
+    # No fixups: Celery's default Django fixup imports celery.worker into every process that
+    # builds an app, the job client (and so the dashboard) included.
+    app = Celery("traderunner", set_as_current=False, fixups=[])
     app.conf.update(celery_config(settings, url))
     return app

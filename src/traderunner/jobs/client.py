@@ -22,15 +22,22 @@ from celery import Celery
 from traderunner.config import Settings
 from traderunner.domain.jobs import JobKind, JobRecord, JobState, Queue
 from traderunner.domain.runs import Page, ensure_may_change
-from traderunner.errors import RedisError, UserInputError
+from traderunner.errors import (
+    RedisError,
+    StrategyUnavailableError,
+    UnsafeRedisError,
+    UserInputError,
+)
 from traderunner.jobs.app import make_celery
 from traderunner.jobs.board import JobBoard
 from traderunner.jobs.queueing import enqueue, kombu_priority
-from traderunner.jobs.runner import finish_parent
 from traderunner.jobs.spec import BacktestSpec, NoopSpec, Spec, SweepSpec, spec_from_dict, validate
+from traderunner.jobs.sweeps import finish_parent
+from traderunner.jobs.workers import StrategyCheck, WorkerInfo, check_strategy, live_workers
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import JOB_CANCEL_TTL, Keys
 from traderunner.store import Store
+from traderunner.strategies import get_strategy, load_user_strategies
 
 _DEFAULT_QUEUE = {
     JobKind.BACKTEST: Queue.INTERACTIVE,
@@ -44,32 +51,57 @@ class JobClient:
     :meth:`open`, which also closes them in :meth:`close`)."""
 
     def __init__(
-        self, store: Store, durable: redis.Redis, keys: Keys, app: Celery, *, owns: bool = False
+        self,
+        store: Store,
+        durable: redis.Redis,
+        keys: Keys,
+        app: Celery,
+        *,
+        owns: bool = False,
+        live: bool = True,
     ) -> None:
         self.store = store
         self.redis = durable
         self.keys = keys
         self.app = app
         self.board = JobBoard(store, durable, keys)
+        self.live = live  # False: the durable Redis did not answer; records from the store only
         self._owns = owns
 
     @classmethod
-    def open(cls, settings: Settings, *, store: Store | None = None) -> JobClient:
-        from traderunner.strategies import load_user_strategies
+    def open(
+        cls, settings: Settings, *, store: Store | None = None, require_redis: bool = True
+    ) -> JobClient:
+        """Connect to the store and the durable Redis (checked once).
 
+        ``require_redis=False`` is for readers (``jobs list``/``show``/``follow``): when the
+        durable Redis does not answer, the client still opens, with ``live`` False, and reads
+        the store's records only (no live progress). Such a client is for reading.
+        """
         load_user_strategies(settings.strategy_dirs)  # specs may name user strategies
         urls = resolve_urls(settings)
         durable = connect(urls.durable, name="traderunner-client")
-        check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
+        live = True
+        try:
+            check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
+        except UnsafeRedisError:
+            raise
+        except RedisError:
+            if require_redis:
+                raise
+            durable.close()
+            # No retries: every read of a live hash fails at once and falls back to the store.
+            durable = connect(urls.durable, name="traderunner-client", retry=None)
+            live = False
         own_store = store is None
-        client = cls(
+        return cls(
             store or Store.connect(settings.resolved_store_url),
             durable,
             Keys(settings.redis_prefix),
             make_celery(settings, broker_url=urls.durable),
             owns=own_store,
+            live=live,
         )
-        return client
 
     def close(self) -> None:
         if self._owns:
@@ -95,9 +127,11 @@ class JobClient:
     ) -> JobRecord:
         """Validate ``spec`` completely, record the job(s), then enqueue; return the record.
 
-        Bad input raises a UserInputError subclass before anything is written or enqueued.
-        ``queue`` defaults to interactive for backtests and batch for sweeps; ``level`` 0..4
-        orders jobs within a queue (0 first).
+        Bad input raises a UserInputError subclass before anything is written or enqueued;
+        so does a strategy that no live worker has (StrategyUnavailableError, saying how to
+        start one that has it). With no worker live the job is queued all the same:
+        :meth:`strategy_check` tells the caller so. ``queue`` defaults to interactive for
+        backtests and batch for sweeps; ``level`` 0..4 orders jobs within a queue (0 first).
         """
         if isinstance(spec, Mapping):
             spec = spec_from_dict(spec)
@@ -112,6 +146,10 @@ class JobClient:
                 f"unknown queue {queue!r}: use {', '.join(q.value for q in Queue)}"
             ) from None
         checked = validate(spec, self.store)
+        if not isinstance(spec, NoopSpec):
+            check = self.strategy_check(spec.strategy)
+            if check is not None and check.refused:
+                raise StrategyUnavailableError(check.refusal())
         priority = kombu_priority(chosen, level)
         job_id = uuid.uuid4().hex
         base = spec.to_dict()
@@ -178,6 +216,23 @@ class JobClient:
             enqueue(self.app, record)
         except Exception as exc:  # broker down: the row is recorded, the reconciler enqueues it
             self.board.progress(record.id, 0.0, f"not yet enqueued ({exc}); the reconciler will")
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        """The live workers and the strategies each has (see jobs/workers.py)."""
+        try:
+            return live_workers(self.redis, self.keys)
+        except redis.RedisError as exc:
+            raise RedisError(f"the durable Redis does not answer: {exc}") from None
+
+    def strategy_check(self, strategy: str) -> StrategyCheck | None:
+        """What the live workers know of ``strategy`` (None when Redis cannot say)."""
+        cls = get_strategy(strategy)
+        try:
+            return check_strategy(self.redis, self.keys, cls)
+        except redis.RedisError:
+            return None  # the job is recorded all the same; a worker will tell
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -38,21 +38,25 @@ def enqueue(app: Celery, record: JobRecord) -> None:
     )
 
 
-def queue_lists(keys: Keys) -> list[str]:
-    """The Redis lists kombu uses for our queues, highest priority first."""
-    out = []
-    for step in PRIORITY_STEPS:
-        for queue in Queue:
-            name = queue.value if step == 0 else f"{queue.value}:{step}"
-            out.append(f"{keys.celery()}{name}")
-    return out
+def queue_lists(keys: Keys) -> list[tuple[Queue, str]]:
+    """The Redis lists kombu uses for our queues, highest priority first, with their queue."""
+    return [
+        (
+            queue,
+            keys.celery_queue(queue.value)
+            if step == 0
+            else keys.celery_queue_step(queue.value, step),
+        )
+        for step in PRIORITY_STEPS
+        for queue in Queue
+    ]
 
 
 def queued_job_ids(durable: redis.Redis, keys: Keys) -> set[str]:
     """Job ids of every message waiting in our queues (not the ones a worker holds)."""
     ids: set[str] = set()
     pipe = durable.pipeline(transaction=False)
-    for key in queue_lists(keys):
+    for _, key in queue_lists(keys):
         pipe.lrange(key, 0, -1)
     for messages in pipe.execute():
         for raw in messages:
@@ -65,13 +69,12 @@ def queued_job_ids(durable: redis.Redis, keys: Keys) -> set[str]:
 def queue_lengths(durable: redis.Redis, keys: Keys) -> dict[str, int]:
     """Messages waiting per queue (all priority steps together), for status pages."""
     pipe = durable.pipeline(transaction=False)
-    names = queue_lists(keys)
-    for key in names:
+    lists = queue_lists(keys)
+    for _, key in lists:
         pipe.llen(key)
     totals = {q.value: 0 for q in Queue}
-    for key, n in zip(names, pipe.execute(), strict=True):
-        queue = key[len(keys.celery()) :].split(":", 1)[0]
-        totals[queue] += int(n)
+    for (queue, _), n in zip(lists, pipe.execute(), strict=True):
+        totals[queue.value] += int(n)
     return totals
 
 

@@ -31,7 +31,7 @@ from traderunner.config import Settings
 from traderunner.domain.jobs import JobKind, JobState
 from traderunner.jobs.board import JobBoard
 from traderunner.jobs.queueing import enqueue, queued_job_ids
-from traderunner.jobs.runner import finish_parent
+from traderunner.jobs.sweeps import finish_parent
 from traderunner.redisdb.keys import RECONCILER_LOCK_TTL, Keys
 from traderunner.redisdb.scripts import RELEASE_IF_HELD
 from traderunner.store import Store

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from traderunner.config import Settings
-from traderunner.domain.jobs import TERMINAL, JobKind, JobRecord, JobState
+from traderunner.domain.jobs import JobKind, JobRecord, JobState
 from traderunner.domain.period import Period
 from traderunner.domain.runs import RunOrigin
 from traderunner.domain.timeframe import Timeframe
@@ -42,24 +42,19 @@ from traderunner.errors import (
     StoreError,
     StrategyError,
     TraderunnerError,
+    UnknownStrategyError,
     UserInputError,
 )
 from traderunner.jobs.board import JobBoard
+from traderunner.jobs.sweeps import finish_parent
 from traderunner.redisdb.keys import Keys
-from traderunner.redisdb.scripts import PEXPIRE_IF_HELD, RELEASE_IF_HELD
+from traderunner.redisdb.scripts import CLAIM_UNLESS_CANCELLED, PEXPIRE_IF_HELD, RELEASE_IF_HELD
 from traderunner.store import Store
 
 if TYPE_CHECKING:
     from traderunner.cache import MarketCache
 
 log = logging.getLogger(__name__)
-
-# Keys only through KEYS[]; the claim's release and refresh are in redisdb/scripts.py.
-# Claim unless a cancel was requested: -1 cancelled, 1 claimed, 0 held by another worker.
-_CLAIM = (
-    "if redis.call('exists', KEYS[2]) == 1 then return -1 end "
-    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end return 0"
-)
 
 INFRA_ERRORS: tuple[type[BaseException], ...] = (
     RedisError,
@@ -130,7 +125,7 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
     hb_key = ctx.keys.job_heartbeat(job_id)
     claimed = int(
         ctx.durable.eval(  # type: ignore[arg-type]
-            _CLAIM, 2, hb_key, ctx.keys.job_cancel(job_id), token, ctx.heartbeat_ttl
+            CLAIM_UNLESS_CANCELLED, 2, hb_key, ctx.keys.job_cancel(job_id), token, ctx.heartbeat_ttl
         )
     )
     if claimed == 0:
@@ -208,7 +203,15 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
         )
         raise RetryableError(str(exc)) from exc
     except (UserInputError, StrategyError) as exc:
-        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=str(exc))
+        error = str(exc)
+        if isinstance(exc, UnknownStrategyError):  # submitted while another worker had it
+            error = (
+                f"worker {ctx.worker_name} does not have strategy "
+                f"{record.spec.get('strategy')!r}: start the workers with its folder in "
+                "TRADERUNNER_STRATEGY_PATH (or its package installed), then "
+                f"'traderunner jobs retry {job_id}' ({exc})"
+            )
+        ctx.board.transition(job_id, JobState.FAILED, expect=(JobState.RUNNING,), error=error)
         _after_failure(ctx, record)
         return "failed"
     except Exception as exc:
@@ -386,7 +389,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
     raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")
 
 
-# -- sweep parents ---------------------------------------------------------------------------
+# -- sweep parents (the bookkeeping itself is in jobs/sweeps.py) ------------------------------
 
 
 def _parent_running(ctx: WorkerContext, record: JobRecord) -> None:
@@ -404,102 +407,3 @@ def _after_success(ctx: WorkerContext, record: JobRecord) -> None:
 def _after_failure(ctx: WorkerContext, record: JobRecord) -> None:
     if record.parent:
         finish_parent(ctx.store, ctx.board, record.parent)
-
-
-def finish_parent(store: Store, board: JobBoard, parent_id: str) -> JobState | None:
-    """Update a sweep from its chunks; the call that sees them all done writes the table.
-
-    Idempotent and safe to call concurrently (the table is insert-if-absent and the final
-    transition is a compare-and-set). Returns the parent's new state if it ended.
-    """
-    parent = store.jobs.get(parent_id)
-    if parent is None or parent.state in TERMINAL:
-        return None
-    counts = store.jobs.child_states(parent_id)
-    total = sum(counts.values())
-    done = counts.get(JobState.SUCCEEDED, 0)
-    failed = counts.get(JobState.FAILED, 0)
-    cancelled = counts.get(JobState.CANCELLED, 0)
-    if failed:
-        errors = [
-            c.error for c in store.jobs.list(parent=parent_id, states=[JobState.FAILED], limit=1)
-        ]
-        for child in store.jobs.list(
-            parent=parent_id, states=[JobState.QUEUED, JobState.RUNNING], limit=None
-        ):
-            board.redis.set(board.keys.job_cancel(child.id), "1", ex=86400)
-        board.transition(
-            parent_id,
-            JobState.FAILED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            error=f"a chunk failed: {errors[0] if errors else 'unknown error'}",
-        )
-        return JobState.FAILED
-    if cancelled and done + cancelled == total:
-        board.transition(
-            parent_id,
-            JobState.CANCELLED,
-            expect=(JobState.QUEUED, JobState.RUNNING),
-            message=_how_far(store, parent, "cancelled after", done, total),
-        )
-        return JobState.CANCELLED
-    if done < total:
-        board.progress(parent_id, done / max(total, 1), f"{done}/{total} chunks")
-        return None
-    _save_sweep_run(store, parent, total)
-    board.transition(
-        parent_id,
-        JobState.SUCCEEDED,
-        expect=(JobState.QUEUED, JobState.RUNNING),
-        progress=1.0,
-        message=f"{int(parent.spec.get('combinations') or 0)} combinations in {total} chunks",
-    )
-    return JobState.SUCCEEDED
-
-
-def _how_far(store: Store, parent: JobRecord, what: str, done: int, total: int) -> str:
-    """``cancelled after 3 of 8 chunks (1,200 of 3,200 combinations)``."""
-    finished = store.jobs.list(parent=parent.id, states=[JobState.SUCCEEDED], limit=None)
-    combos = sum(len(c.spec.get("combos") or ()) for c in finished)
-    of = int(parent.spec.get("combinations") or 0)
-    return f"{what} {done} of {total} chunks ({combos:,} of {of:,} combinations)"
-
-
-def _save_sweep_run(store: Store, parent: JobRecord, total: int) -> None:
-    """Assemble the chunks' rows (in combination order) into the sweep's run; the chunks'
-    rows are dropped in the same transaction. Insert-if-absent: a second caller writes nothing."""
-    import pyarrow as pa
-
-    from traderunner.engine import BacktestOptions
-
-    children = store.jobs.list(parent=parent.id, limit=None, newest_first=False)
-    ids = [c.id for c in children]
-    payloads = store.jobs.results(ids)
-    tables = store.jobs.tables(ids)
-    order = sorted(tables, key=lambda i: int(payloads.get(i, {}).get("offset", 0)))
-    parts = [tables[i].replace_schema_metadata(None) for i in order]
-    rows = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
-    spec = parent.spec
-    sources: dict[str, str] = {}
-    for payload in payloads.values():
-        sources.update(payload.get("sources") or {})
-    store.runs.save_sweep(
-        rows,
-        owner=parent.owner,
-        origin=RunOrigin.JOB,
-        run_id=parent.id,
-        strategy=str(spec.get("strategy") or ""),
-        symbols=list(spec.get("symbols") or ()),
-        timeframe=str(spec.get("timeframe") or ""),
-        grid=dict(spec.get("grid") or {}),
-        options=BacktestOptions.from_kwargs(**dict(spec.get("options") or {})).to_dict(),
-        name=str(spec.get("name") or ""),
-        period=Period.parse(spec.get("start"), spec.get("end")).describe(),
-        summary={
-            "chunks": total,
-            "skipped": int(spec.get("skipped", 0)),
-            "compute_s": sum(float(p.get("elapsed_s", 0.0)) for p in payloads.values()),
-            "sources": sources,
-        },
-        drop_job_results=ids,
-    )

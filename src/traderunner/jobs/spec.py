@@ -5,6 +5,11 @@ column and the Celery message carry). :func:`validate` checks everything a worke
 over — strategy, parameters, options, timeframe, period, symbols and their data in the store,
 the sweep grid — and raises a :class:`~traderunner.errors.UserInputError` subclass with one
 clear line. Only a spec that passed is ever written or enqueued.
+
+The checks are the engine's own pure ones — ``Strategy.make_params``,
+``engine.options.BacktestOptions`` and ``strategies.grid.expand_grid`` (with the one sweep-size
+limit) — so a spec is refused here exactly as a run in process would be, and this module (and
+the client above it) imports neither the engine's kernels nor numba.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from typing import Any
 from traderunner.domain.jobs import JobKind
 from traderunner.domain.period import Period
 from traderunner.domain.timeframe import Timeframe
+from traderunner.engine.options import BacktestOptions
 from traderunner.errors import DataRangeError, ParameterError, UserInputError
 from traderunner.store import Store
+from traderunner.strategies import get_strategy
+from traderunner.strategies.grid import expand_grid
 
 #: A chunk of a sweep should take seconds: about this many bar-evaluations per chunk.
 CHUNK_BAR_EVALUATIONS = 50_000_000
 #: ... but a sweep is split into at least this many chunks so several workers share it.
 MIN_CHUNKS = 8
-MAX_COMBINATIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +191,6 @@ def validate(spec: Spec, store: Store) -> Checked:
         if not 0 <= spec.sleep_s <= 3600 or math.isnan(spec.sleep_s):
             raise ParameterError("sleep_s must be between 0 and 3600 seconds")
         return Checked(spec)
-    from traderunner.engine import BacktestOptions, expand_grid
-    from traderunner.strategies import get_strategy
-
     strategy = get_strategy(spec.strategy)
     BacktestOptions.from_kwargs(**dict(spec.options))
     timeframe = Timeframe.parse(spec.timeframe)
@@ -213,11 +217,6 @@ def validate(spec: Spec, store: Store) -> Checked:
         strategy.make_params(dict(spec.params))
         return Checked(spec, period, bars)
     combos, skipped = expand_grid(strategy, {k: list(v) for k, v in spec.grid.items()})
-    if len(combos) > MAX_COMBINATIONS:
-        raise ParameterError(
-            f"the grid has {len(combos)} combinations; the limit is {MAX_COMBINATIONS}: "
-            "use coarser steps"
-        )
     size = spec.chunk_size or auto_chunk_size(len(combos), bars * len(spec.symbols))
     if size < 1:
         raise ParameterError("chunk_size must be >= 1")

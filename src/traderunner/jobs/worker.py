@@ -25,6 +25,7 @@ from traderunner.domain.jobs import Queue
 from traderunner.jobs.app import TASK_RUN_JOB, make_celery
 from traderunner.jobs.reconciler import ReconcilerThread
 from traderunner.jobs.runner import RetryableError, WorkerContext, execute
+from traderunner.jobs.workers import Advertiser
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
@@ -193,12 +194,21 @@ def run_worker(
     app = build_app(settings, name=node)
     reconciler = ReconcilerThread(settings, app, node)
     watchdog = StallWatchdog(settings, queues)
+    # What this worker can run, for the client's submit-time check (jobs/workers.py).
+    advertiser = Advertiser(
+        connect(urls.durable, name=f"{node}-advertiser"),
+        Keys(settings.redis_prefix),
+        node,
+        [q.value for q in queues],
+        settings.strategy_path,
+    )
 
     @signals.worker_ready.connect(weak=False)
     def _start_reconciler(**_: Any) -> None:
         reconciler.start()
         watchdog.touch()
         watchdog.start()
+        advertiser.start()
 
     @signals.task_received.connect(weak=False)
     def _seen_message(**_: Any) -> None:
@@ -221,12 +231,14 @@ def run_worker(
     @signals.worker_shutting_down.connect(weak=False)
     def _stop_watchdog(exitcode: int | None = None, **_: Any) -> None:
         watchdog.stop()  # from the first moment of a shutdown, waiting messages are expected
+        advertiser.stop(timeout=0)  # it takes no new job: not live for submitters any more
         announced.append(int(exitcode or 0))
 
     @signals.worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
         reconciler.stop()
         watchdog.stop()
+        advertiser.stop()
 
     argv = [
         "worker",

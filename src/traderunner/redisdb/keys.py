@@ -2,44 +2,52 @@
 
 One prefix (``Settings.redis_prefix``, default ``tr:``) in front of everything, including
 Celery's own keys (kombu ``global_keyprefix``), so several deployments can share one server and
-``SCAN tr:*`` shows all of ours. Build keys only through :class:`Keys`; no f-string key anywhere
-else, and Lua scripts receive keys through ``KEYS[]``.
+``SCAN tr:*`` shows all of ours. Each key's pattern is written once, in :data:`SCHEMA`; the
+builders of :class:`Keys` format those patterns. Build keys only through :class:`Keys`; no
+f-string key anywhere else, and Lua scripts (``redisdb/scripts.py``) receive keys through
+``KEYS[]``. Celery's keys are built by kombu; they are listed here (and the queue lists, which
+we read, have builders) so the table covers every key a deployment holds.
+
+A TTL is either a constant here (beside the key), or a setting (``ttl_setting``: the
+``Settings`` field whose value it is), or described (``ttl_text``).
 
 ``docs/redis-keys.md`` is generated from :data:`SCHEMA` (``python -m traderunner.redisdb.keys``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-# TTLs in seconds, beside the keys they belong to. None = no TTL (durable by design).
+from traderunner.domain.jobs import Queue
+
+# TTLs in seconds, beside the keys they belong to. TTLs that are settings live in config.py.
 JOB_STATE_TTL = 7 * 86400  # job hash: progress and state, mirrored in the store
-JOB_HEARTBEAT_TTL = 15  # a running job refreshes it every few seconds
 JOB_CANCEL_TTL = 7 * 86400  # cancel flag, checked between chunks
 RECONCILER_LOCK_TTL = 30  # one reconciler pass at a time across processes
+WORKER_TTL = 30  # a worker's advertisement, refreshed every third of it while it lives
 # A rate-limit window key expires one quota window after its last grant; windows are capped
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
 
 # Cache role: everything there can be rebuilt from the store, and the server evicts LRU.
-LATEST_CANDLE_MAX_TTL = 86400  # one bar: the timeframe's seconds (60 for M1 ... 86400 for D1)
-CANDLE_SERIES_TTL = 3600  # default of TRADERUNNER_CACHE_SERIES_TTL
-STRATEGY_CONFIG_TTL = 3600  # default of TRADERUNNER_CACHE_CONFIG_TTL
-PROVIDER_RESPONSE_TTL = 86400  # default of TRADERUNNER_CACHE_RESPONSE_TTL
-CACHE_FILL_LOCK_TTL = 15  # one loader per missing key: 2 s (a candle), 15 s refreshed (a series)
+LATEST_FILL_LOCK_TTL = 2  # one loader per missing latest candle
+CACHE_FILL_LOCK_TTL = 15  # one loader per missing series, refreshed while it loads
 CACHE_STATS_TTL = 7 * 86400  # refreshed by every flush of a process's counters
 
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
-    """One entry of the schema, for docs and the schema test."""
+    """One entry of the schema: the pattern (after the prefix) its builder formats."""
 
     builder: str
     pattern: str
     type: str
-    ttl: int | None
     role: str  # "durable" or "cache"
     doc: str
+    ttl: int | None = None  # seconds, when a constant sets it
+    ttl_setting: str = ""  # the Settings field that sets it
+    ttl_text: str = ""  # how it is set, when neither
 
 
 SCHEMA: tuple[KeySpec, ...] = (
@@ -47,31 +55,30 @@ SCHEMA: tuple[KeySpec, ...] = (
         "job",
         "job:{job_id}",
         "hash",
-        JOB_STATE_TTL,
         "durable",
         "state, progress, attempts, worker, timestamps, error of one job",
+        ttl=JOB_STATE_TTL,
     ),
     KeySpec(
         "job_heartbeat",
         "job:{job_id}:hb",
         "string",
-        JOB_HEARTBEAT_TTL,
         "durable",
-        "present while a worker runs the job; expiry means the worker died",
+        "present while a worker runs the job (the claim: its token); expiry means the worker died",
+        ttl_setting="job_heartbeat_ttl",
     ),
     KeySpec(
         "job_cancel",
         "job:{job_id}:cancel",
         "string",
-        JOB_CANCEL_TTL,
         "durable",
         "set by cancel; queued jobs never start, running ones stop at the next chunk",
+        ttl=JOB_CANCEL_TTL,
     ),
     KeySpec(
         "job_events",
         "events:job:{job_id}",
         "channel",
-        None,
         "durable",
         "PUBLISH of every progress/state change of one job",
     ),
@@ -79,7 +86,6 @@ SCHEMA: tuple[KeySpec, ...] = (
         "jobs_events",
         "events:jobs",
         "channel",
-        None,
         "durable",
         "PUBLISH of every job's state changes (dashboards, `jobs follow`)",
     ),
@@ -87,15 +93,31 @@ SCHEMA: tuple[KeySpec, ...] = (
         "reconciler_lock",
         "lock:reconciler",
         "string",
-        RECONCILER_LOCK_TTL,
         "durable",
         "one reconciler pass at a time across all processes",
+        ttl=RECONCILER_LOCK_TTL,
+    ),
+    KeySpec(
+        "workers",
+        "workers",
+        "set",
+        "durable",
+        "node names of the workers that advertised themselves; a member whose `worker` hash "
+        "expired is dropped by the next reader",
+    ),
+    KeySpec(
+        "worker",
+        "worker:{node}",
+        "hash",
+        "durable",
+        "one live worker: host, pid, queues, start time and the strategies it has loaded "
+        "(JSON name -> version hash); refreshed every third of its TTL while it runs",
+        ttl=WORKER_TTL,
     ),
     KeySpec(
         "ratelimit",
         "ratelimit:{name}",
         "prefix",
-        None,
         "durable",
         "namespace of one cluster-wide rate limiter (limits' RedisStorage key_prefix); "
         "holds only its ratelimit_quota keys",
@@ -104,25 +126,24 @@ SCHEMA: tuple[KeySpec, ...] = (
         "ratelimit_quota",
         "ratelimit:{name}:{quota}",
         "list",
-        RATELIMIT_MAX_TTL,
         "durable",
         "moving window of one quota: a timestamp per unit of cost granted, trimmed to the "
         "limit; TTL = the quota's window (at most the value shown), refreshed by every grant",
+        ttl=RATELIMIT_MAX_TTL,
     ),
     KeySpec(
         "latest_candle",
         "candle:{symbol}:{timeframe}",
         "string",
-        LATEST_CANDLE_MAX_TTL,
         "cache",
-        "newest bar of one series (binary: ts + OHLCV + source); TTL one bar (the timeframe's "
-        "seconds, at most the value shown); also kept in process, invalidated by tracking",
+        "newest bar of one series (binary: ts + OHLCV + source); also kept in process, "
+        "invalidated by tracking",
+        ttl_text="one bar (the timeframe's seconds)",
     ),
     KeySpec(
         "latest_candles",
         "candle:",
         "prefix",
-        None,
         "cache",
         "CLIENT TRACKING BCAST prefix of the latest candles (in-process tier invalidation)",
     ),
@@ -130,24 +151,23 @@ SCHEMA: tuple[KeySpec, ...] = (
         "candle_series",
         "series:{symbol}:{timeframe}:v{version}",
         "string",
-        CANDLE_SERIES_TTL,
         "cache",
         "a whole stored series as binary columns, keyed by the store's series version (an "
         "import makes a new version, so a new key; old ones expire)",
+        ttl_setting="cache_series_ttl",
     ),
     KeySpec(
         "strategy_config",
         "config:{name}",
         "string",
-        STRATEGY_CONFIG_TTL,
         "cache",
         "one strategy config as JSON; also kept in process, invalidated by tracking",
+        ttl_setting="cache_config_ttl",
     ),
     KeySpec(
         "strategy_configs",
         "config:",
         "prefix",
-        None,
         "cache",
         "CLIENT TRACKING BCAST prefix of the strategy configs (in-process tier invalidation)",
     ),
@@ -155,37 +175,124 @@ SCHEMA: tuple[KeySpec, ...] = (
         "provider_response",
         "response:{digest}",
         "string",
-        PROVIDER_RESPONSE_TTL,
         "cache",
         "a raw provider response (zlib) by the SHA-256 of the provider's request key",
+        ttl_setting="cache_response_ttl",
     ),
     KeySpec(
         "cache_fill_lock",
         "fill:{key}",
         "string",
-        CACHE_FILL_LOCK_TTL,
         "cache",
         "held by the one process that loads a missing cache key from the store (stampede "
-        "guard; the others wait for the key); 2 s for a candle, the value shown for a series "
-        "(refreshed while it loads, so a dead loader's lock soon expires)",
+        f"guard; the others wait for the key); {LATEST_FILL_LOCK_TTL} s for a candle, the "
+        "value shown for a series (refreshed while it loads, so a dead loader's lock soon "
+        "expires)",
+        ttl=CACHE_FILL_LOCK_TTL,
     ),
     KeySpec(
         "cache_stats",
         "cache:stats",
         "hash",
-        CACHE_STATS_TTL,
         "cache",
         "hits, misses, errors, local hits and store loads per kind, summed over processes",
+        ttl=CACHE_STATS_TTL,
+    ),
+    # -- Celery's keys, written by kombu under the same prefix ---------------------------------
+    KeySpec(
+        "celery_queue",
+        "{queue}",
+        "list",
+        "durable",
+        "Celery messages of one queue (interactive, batch) at priority step 0",
     ),
     KeySpec(
-        "celery",
-        "celery… (kombu global_keyprefix)",
-        "various",
-        None,
+        "celery_queue_step",
+        "{queue}:{step}",
+        "list",
         "durable",
-        "Celery's queues, unacked index and results, all under the same prefix",
+        "the same at priority steps 1..9 (interactive jobs use 0-4, batch jobs 5-9)",
+    ),
+    KeySpec(
+        "kombu_binding",
+        "_kombu.binding.{exchange}",
+        "set",
+        "durable",
+        "kombu's bindings of one exchange (our queues, Celery's remote control and events)",
+    ),
+    KeySpec(
+        "kombu_binding_permanent",
+        "_kombu.binding_permanent.{exchange}",
+        "set",
+        "durable",
+        "kombu's record of the bindings a worker declared itself (kept across restarts)",
+    ),
+    KeySpec(
+        "kombu_binding_deadlines",
+        "_kombu.binding_deadlines",
+        "zset",
+        "durable",
+        "kombu's expiry times of bindings declared with a deadline",
+    ),
+    KeySpec(
+        "celery_unacked",
+        "unacked",
+        "hash",
+        "durable",
+        "messages delivered to a worker and not yet acked (restored after the visibility timeout)",
+    ),
+    KeySpec(
+        "celery_unacked_index",
+        "unacked_index",
+        "zset",
+        "durable",
+        "delivery time of each unacked message",
+    ),
+    KeySpec(
+        "celery_unacked_mutex",
+        "unacked_mutex",
+        "string",
+        "durable",
+        "held while a worker restores unacked messages",
+        ttl_text="300 (kombu)",
+    ),
+    KeySpec(
+        "celery_reply_queue",
+        "{reply_id}.reply.celery.pidbox",
+        "list",
+        "durable",
+        "replies to one Celery remote-control call (Flower, `celery inspect`)",
+        ttl_text="kombu's reply expiry",
     ),
 )
+
+_PATTERNS = {spec.builder: spec.pattern for spec in SCHEMA}
+
+# What a placeholder may hold when a key is matched back to its pattern (:func:`owners`): a
+# part never holds ":" except a cache key inside a fill lock; queues are ours.
+_PART = {"queue": f"(?:{'|'.join(q.value for q in Queue)})", "step": "[1-9]", "key": ".+"}
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    pieces = re.split(r"{(\w+)}", pattern)
+    return re.compile(
+        "".join(re.escape(p) if i % 2 == 0 else _PART.get(p, "[^:]+") for i, p in enumerate(pieces))
+    )
+
+
+_REGEXES = {spec.builder: _regex(spec.pattern) for spec in SCHEMA if spec.type != "prefix"}
+
+
+def owners(key: str, prefix: str) -> list[str]:
+    """The builders whose pattern ``key`` matches (exactly one for a key of ours).
+
+    For audits: a key under ``prefix`` that matches none was built by hand or is not
+    documented here; one that matches several makes the schema ambiguous.
+    """
+    if not key.startswith(prefix):
+        return []
+    bare = key[len(prefix) :]
+    return [builder for builder, rx in _REGEXES.items() if rx.fullmatch(bare)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,65 +301,108 @@ class Keys:
 
     prefix: str = "tr:"
 
+    def _key(self, builder: str, **parts: object) -> str:
+        return self.prefix + _PATTERNS[builder].format(**parts)
+
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+        return self._key("job", job_id=job_id)
 
     def job_heartbeat(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:hb"
+        return self._key("job_heartbeat", job_id=job_id)
 
     def job_cancel(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:cancel"
+        return self._key("job_cancel", job_id=job_id)
 
     def job_events(self, job_id: str) -> str:
-        return f"{self.prefix}events:job:{job_id}"
+        return self._key("job_events", job_id=job_id)
 
     def jobs_events(self) -> str:
-        return f"{self.prefix}events:jobs"
+        return self._key("jobs_events")
 
     def reconciler_lock(self) -> str:
-        return f"{self.prefix}lock:reconciler"
+        return self._key("reconciler_lock")
+
+    def workers(self) -> str:
+        return self._key("workers")
+
+    def worker(self, node: str) -> str:
+        return self._key("worker", node=node)
 
     def ratelimit(self, name: str) -> str:
         """Namespace of the limiter ``name``; its quota keys are ``{this}:{quota}``."""
-        return f"{self.prefix}ratelimit:{name}"
+        return self._key("ratelimit", name=name)
 
     def ratelimit_quota(self, name: str, quota: str) -> str:
-        return f"{self.ratelimit(name)}:{quota}"
+        return self._key("ratelimit_quota", name=name, quota=quota)
 
     def latest_candle(self, symbol: str, timeframe: str) -> str:
-        return f"{self.prefix}candle:{symbol}:{timeframe}"
+        return self._key("latest_candle", symbol=symbol, timeframe=timeframe)
 
     def latest_candles(self) -> str:
         """Prefix of every latest-candle key (for CLIENT TRACKING BCAST PREFIX)."""
-        return f"{self.prefix}candle:"
+        return self._key("latest_candles")
 
     def candle_series(self, symbol: str, timeframe: str, version: int | str) -> str:
-        return f"{self.prefix}series:{symbol}:{timeframe}:v{version}"
+        return self._key("candle_series", symbol=symbol, timeframe=timeframe, version=version)
 
     def strategy_config(self, name: str) -> str:
-        return f"{self.prefix}config:{name}"
+        return self._key("strategy_config", name=name)
 
     def strategy_configs(self) -> str:
         """Prefix of every strategy-config key (for CLIENT TRACKING BCAST PREFIX)."""
-        return f"{self.prefix}config:"
+        return self._key("strategy_configs")
 
     def provider_response(self, digest: str) -> str:
-        return f"{self.prefix}response:{digest}"
+        return self._key("provider_response", digest=digest)
 
     def cache_fill_lock(self, key: str) -> str:
         """The fill lock of the cache key ``key`` (given with or without the prefix)."""
-        return f"{self.prefix}fill:{key.removeprefix(self.prefix)}"
+        return self._key("cache_fill_lock", key=key.removeprefix(self.prefix))
 
     def cache_stats(self) -> str:
-        return f"{self.prefix}cache:stats"
+        return self._key("cache_stats")
 
-    def celery(self) -> str:
-        """The kombu ``global_keyprefix`` for Celery's own keys."""
-        return self.prefix
+    def celery_queue(self, queue: str) -> str:
+        return self._key("celery_queue", queue=queue)
+
+    def celery_queue_step(self, queue: str, step: int) -> str:
+        return self._key("celery_queue_step", queue=queue, step=step)
+
+    def kombu_binding(self, exchange: str) -> str:
+        return self._key("kombu_binding", exchange=exchange)
+
+    def kombu_binding_permanent(self, exchange: str) -> str:
+        return self._key("kombu_binding_permanent", exchange=exchange)
+
+    def kombu_binding_deadlines(self) -> str:
+        return self._key("kombu_binding_deadlines")
+
+    def celery_unacked(self) -> str:
+        return self._key("celery_unacked")
+
+    def celery_unacked_index(self) -> str:
+        return self._key("celery_unacked_index")
+
+    def celery_unacked_mutex(self) -> str:
+        return self._key("celery_unacked_mutex")
+
+    def celery_reply_queue(self, reply_id: str) -> str:
+        return self._key("celery_reply_queue", reply_id=reply_id)
 
     def everything(self) -> str:
         """SCAN pattern matching every key of this deployment."""
         return f"{self.prefix}*"
+
+
+def _ttl_cell(spec: KeySpec) -> str:
+    if spec.ttl_setting:
+        from traderunner.config import Settings
+
+        default = Settings.model_fields[spec.ttl_setting].default
+        return f"`TRADERUNNER_{spec.ttl_setting.upper()}` (default {default})"
+    if spec.ttl_text:
+        return spec.ttl_text
+    return "none" if spec.ttl is None else str(spec.ttl)
 
 
 def markdown_table() -> str:
@@ -262,10 +412,9 @@ def markdown_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for spec in SCHEMA:
-        ttl = "none" if spec.ttl is None else str(spec.ttl)
         lines.append(
-            f"| `{spec.builder}` | `{spec.pattern}` | {spec.type} | {ttl} | {spec.role} | "
-            f"{spec.doc} |"
+            f"| `{spec.builder}` | `{spec.pattern}` | {spec.type} | {_ttl_cell(spec)} | "
+            f"{spec.role} | {spec.doc} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,9 @@ Sweeps evaluate many parameter combinations on the same candles. Inside
 ``with indicator_cache(candles):`` each indicator computed on one of those candles' columns is
 memoised by (function, column, arguments), so ``sma(close, 20)`` is computed once per sweep, not
 once per combination. Outside that block nothing is cached.
+
+The numba kernels are compiled on their first call (:func:`~traderunner.strategies.jit.lazy_njit`),
+so importing a strategy to check its parameters does not import numba.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from traderunner.domain.candles import COLUMNS, CandleArrays
+from traderunner.strategies.jit import lazy_njit
 
 FloatArray = npt.NDArray[np.float64]
 Int8Array = npt.NDArray[np.int8]
@@ -72,7 +75,7 @@ def memoized(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@numba.njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def _sma_kernel(x: FloatArray, window: int, out: FloatArray) -> None:  # pragma: no cover - jit
     # The same arithmetic as ``cumsum`` then ``(c[t+1] - c[t+1-window]) / window``, in one pass:
     # a ring of the last ``window`` running sums replaces the cumulative-sum array, so the
@@ -115,7 +118,7 @@ def sma(values: FloatArray, window: int) -> FloatArray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def _compare_kernel(a: FloatArray, b: FloatArray, out: Int8Array) -> None:  # pragma: no cover
     for i in range(len(out)):
         x = a[i]
@@ -140,7 +143,7 @@ def compare(a: npt.ArrayLike, b: npt.ArrayLike) -> Int8Array:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def _ema_kernel(x: FloatArray, alpha: float, seed: int) -> FloatArray:  # pragma: no cover - jit
     n = len(x)
     out = np.full(n, np.nan)
@@ -166,7 +169,7 @@ def ema(values: FloatArray, span: int) -> FloatArray:
     return _ema_kernel(x, 2.0 / (span + 1.0), span)
 
 
-@numba.njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def _wilder_rsi(x: FloatArray, period: int) -> FloatArray:  # pragma: no cover - jit
     n = len(x)
     out = np.full(n, np.nan)
@@ -263,7 +266,7 @@ def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:
     return _hold(np.asarray(enter, dtype=np.bool_), np.asarray(exit_, dtype=np.bool_))
 
 
-@numba.njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def _hold(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:  # pragma: no cover
     n = len(enter)
     out = np.zeros(n, dtype=np.int8)

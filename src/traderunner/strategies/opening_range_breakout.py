@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from traderunner.domain.candles import CandleArrays
 from traderunner.domain.sessions import (
@@ -106,6 +105,8 @@ class OpeningRangeBreakout(Strategy):
         in_range = (since_open >= 0) & (since_open < p.range_minutes)
         # The opening bar is the one that covers the session's first minute.
         opening_bar = in_range & (since_open < bar_len)
+
+        import pandas as pd  # here: importing the strategy (to check parameters) needs none
 
         groups = pd.Series(day)
         seen_open = pd.Series(opening_bar).groupby(groups).cummax().to_numpy(dtype=np.bool_)

@@ -52,7 +52,10 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "missing strategy": (("backtest",), ("strategy",)),
     "unknown command": (("backtset",), ("backtset",)),
     "missing data file": ((*BT, "--data", "/nonexistent/x.csv"), ("x.csv",)),
-    "data with --symbols": ((*BT, "--data", __file__), ("--symbols", "--symbol")),
+    "data with two symbols": (
+        ("backtest", "sma_cross", "--symbols", "{A},ZZZ", "--data", __file__),
+        ("one symbol", "--symbol"),
+    ),
     "sweep without grid": (SW, ("--grid",)),
     "sweep bad grid": ((*SW, "--grid", "fast=a:b"), ("a:b",)),
     "sweep grid without =": ((*SW, "--grid", "fast"), ("name=value",)),

@@ -14,8 +14,11 @@ from tests.clihelpers import Ran, run_process
 from tests.jobenv import JobEnv, job_env
 from tests.jobhelpers import settings_env
 from tests.redishelpers import RedisPair, embedded_env
+from traderunner.domain.timeframe import Timeframe
+from traderunner.engine import run_backtest
 from traderunner.jobs import NoopSpec
 from traderunner.jobs.queueing import queue_lengths
+from traderunner.marketdata import load_candles
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> Ran:
@@ -51,6 +54,11 @@ def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
     assert result["trades"] == len(result["trade_list"]) > 0
     assert result["params"] == {"fast": 5, "slow": 30} and result["symbols"] == ["AAA", "BBB"]
     assert result["options"]["fill"] == "next_open"  # every option, defaults included
+    # What the worker computed is what the engine computes here on the same candles.
+    candles = load_candles(env.store, ["AAA", "BBB"], Timeframe.M5, None, None)
+    direct = run_backtest("sma_cross", candles, {"fast": 5, "slow": 30})
+    assert result["trades"] == direct.n_trades
+    assert result["metrics"]["total_return"] == pytest.approx(direct.metrics["total_return"])
     assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
     assert payload["owner"] == getpass.getuser()
     local = run_cli(

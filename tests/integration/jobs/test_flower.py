@@ -23,6 +23,22 @@ with JobClient.open(load_settings()) as c:
 """
 
 
+def _group_cmdlines(pgid: int) -> dict[int, str]:
+    """pid -> command line of every live process in the process group ``pgid``."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pgid:
+                continue
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except (OSError, ProcessLookupError):
+            continue
+        found[int(entry)] = raw.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -63,6 +79,11 @@ def test_flower_requires_the_generated_login(tmp_path: Path) -> None:
         assert ok.status_code == 200
         wrong = httpx.get(url + "/workers", auth=(user, password + "x"), timeout=5)
         assert wrong.status_code == 401
+        # No process of the group (ours, then Celery's Flower) carries it on its command line,
+        # which every user's `ps` can read.
+        group = _group_cmdlines(proc.pid)
+        assert any("flower" in line for line in group.values()), group
+        assert not [pid for pid, line in group.items() if password in line]
 
         worker = subprocess.Popen(
             [sys.executable, "-m", "traderunner", "worker", "-c", "1"],
@@ -86,7 +107,9 @@ def test_flower_requires_the_generated_login(tmp_path: Path) -> None:
                     check=True,
                 ).stdout.split()[-1]
                 info = httpx.get(f"{url}/api/task/info/{job_id}", auth=(user, password), timeout=5)
-                if info.status_code == 200:
+                # A job that ran while Flower was switching events on may show only its last
+                # events (no name): take one whose whole life it saw.
+                if info.status_code == 200 and info.json().get("received"):
                     seen = info.json()
                 else:
                     time.sleep(1.0)

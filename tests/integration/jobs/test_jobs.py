@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
 from tests.jobenv import SYMBOLS, JobEnv, job_env
 from tests.redishelpers import RedisPair
@@ -19,6 +20,7 @@ from traderunner.engine import run_backtest, run_sweep
 from traderunner.errors import PermissionDeniedError, UserInputError
 from traderunner.jobs import BacktestSpec, NoopSpec, SweepSpec
 from traderunner.marketdata import load_candles
+from traderunner.redisdb.keys import owners
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +119,8 @@ def test_interactive_jobs_go_before_batch(env: JobEnv) -> None:
 def test_each_queue_is_bound_only_to_its_own_exchange_and_key(env: JobEnv) -> None:
     # What the worker declared in Redis: kombu's set per exchange of "key:pattern:queue"
     # (sep ":" from the transport options).
-    celery_prefix = env.client.keys.celery()
     for queue in Queue:
-        members = env.client.redis.smembers(f"{celery_prefix}_kombu.binding.{queue.value}")
+        members = env.client.redis.smembers(env.client.keys.kombu_binding(queue.value))
         bindings = sorted(
             (m.decode() if isinstance(m, bytes) else str(m)).split(":") for m in members
         )
@@ -143,7 +144,11 @@ def test_list_filters_and_retry(env: JobEnv) -> None:
     mine = env.client.list(owner="bob").items
     assert [r.id for r in mine] == [failing.id]
     assert failing.id in {r.id for r in env.client.list(states=[JobState.FAILED]).items}
-    assert all(r.kind is JobKind.SWEEP for r in env.client.list(kinds=[JobKind.SWEEP]).items)
+    sweep = env.client.submit(SweepSpec("sma_cross", ("AAA",), {"fast": [3], "slow": [10]}))
+    sweeps = env.client.list(kinds=[JobKind.SWEEP]).items
+    assert sweep.id in {r.id for r in sweeps}
+    assert {r.kind for r in sweeps} == {JobKind.SWEEP}  # not the noop, not the chunks
+    assert env.client.wait(sweep.id, timeout=30).state is JobState.SUCCEEDED
     retried = env.client.retry(failing.id, actor="bob")
     assert retried.state in (JobState.QUEUED, JobState.RUNNING, JobState.FAILED)
     again = env.client.wait(failing.id, timeout=30)
@@ -262,6 +267,39 @@ def test_a_cancelled_sweep_says_how_far_it_got(env: JobEnv) -> None:
     assert env.client.result(sweep.id) is None  # a cancelled sweep saves no run
 
 
-def test_nothing_here_touches_the_users_home(env: JobEnv) -> None:
-    assert str(env.settings.data_dir).startswith(str(Path(env.settings.data_dir).anchor))
-    assert ".local/share" not in str(env.settings.data_dir)
+def test_nothing_here_touches_the_users_home(
+    env: JobEnv, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The job system under test keeps its store and data under pytest's temporary folder, and
+    # the worker process was handed exactly that (its jobs ran against this store).
+    base = tmp_path_factory.getbasetemp()
+    assert env.settings.data_dir.is_relative_to(base)
+    store_file = Path(env.settings.resolved_store_url.removeprefix("sqlite:///"))
+    assert store_file.is_relative_to(base) and store_file.is_file()
+    job = env.client.submit(NoopSpec())  # the worker finds it only in this very store
+    assert env.client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
+
+
+def test_every_key_the_running_system_holds_is_in_the_schema(env: JobEnv) -> None:
+    # Real work on both servers: a backtest (job hashes, the series cache, cache stats), a
+    # sweep (chunks), a cancel (its flag), a live worker (its advertisement, kombu's keys).
+    done = env.client.submit(BacktestSpec("sma_cross", SYMBOLS, "M5"))
+    sweep = env.client.submit(SweepSpec("sma_cross", ("AAA",), {"fast": [3, 5], "slow": [20]}))
+    blocker = env.client.submit(NoopSpec(sleep_s=30))
+    _wait_state(env, [blocker], JobState.RUNNING)
+    env.client.cancel(blocker.id, actor="")
+    for job in (done, sweep, blocker):
+        assert env.client.wait(job.id, timeout=60).state.terminal
+    prefix = env.settings.redis_prefix
+    seen: set[str] = set()
+    for url in (env.settings.redis_url, env.settings.cache_url):
+        server = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            for key in server.scan_iter(match=f"{prefix}*", count=1000):
+                matching = owners(key, prefix)
+                assert len(matching) == 1, (key, matching)  # undocumented or ambiguous
+                seen.add(matching[0])
+        finally:
+            server.close()
+    expected = {"job", "job_cancel", "workers", "worker", "candle_series", "cache_stats"}
+    assert expected | {"kombu_binding"} <= seen, seen

@@ -120,3 +120,10 @@ def test_a_good_spec_is_written_then_enqueued(client: JobClient) -> None:
     assert client.store.jobs.get(record.id) is not None
     assert queue_lengths(client.redis, client.keys)["interactive"] == 1  # no worker here
     assert client.board.live(record.id)["state"] == "queued"
+    # kombu's list for the priority step: interactive level 0 is step 0, batch level 3 is 8.
+    assert client.redis.llen(client.keys.celery_queue("interactive")) == 1
+    urgent_batch = client.submit(bt(), queue="batch", level=3)
+    assert client.redis.llen(client.keys.celery_queue_step("batch", 8)) == 1
+    assert queue_lengths(client.redis, client.keys) == {"interactive": 1, "batch": 1}
+    assert client.strategy_check("sma_cross").notes()[0].startswith("no worker is running")
+    assert client.status(urgent_batch.id).priority == 8

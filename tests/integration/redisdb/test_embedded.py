@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tests.redishelpers import RedisPair, free_port
 from traderunner.config import load_settings
 from traderunner.errors import RedisError, UnsafeRedisError
 from traderunner.redisdb import check_durable, connect, embedded_servers, mask_url, open_clients
-from traderunner.redisdb.embedded import EmbeddedServer, ensure_password
+from traderunner.redisdb.embedded import ensure_password
 
 
 def _settings(tmp_path: Path):
@@ -150,4 +151,5 @@ def test_server_binary_is_shipped() -> None:
 
     path = server_binary()
     assert path.is_file() and os.access(path, os.X_OK)
-    assert isinstance(EmbeddedServer, type)
+    version = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("Valkey server v="), version.stdout
