@@ -21,6 +21,11 @@ RECONCILER_LOCK_TTL = 30  # one reconciler pass at a time across processes
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
 
+# Dashboard sessions: server-side, in the durable Redis (losing one logs its user out).
+SESSION_TTL = 3600  # default of TRADERUNNER_DASHBOARD_SESSION_TTL; sliding, refreshed per request
+SESSION_MAX_AGE = 12 * 3600  # default of TRADERUNNER_DASHBOARD_SESSION_MAX_AGE
+USER_SESSIONS_TTL = SESSION_MAX_AGE + SESSION_TTL  # no session of the index outlives it
+
 # Cache role: everything there can be rebuilt from the store, and the server evicts LRU.
 LATEST_CANDLE_MAX_TTL = 86400  # one bar: the timeframe's seconds (60 for M1 ... 86400 for D1)
 CANDLE_SERIES_TTL = 3600  # default of TRADERUNNER_CACHE_SERIES_TTL
@@ -98,7 +103,7 @@ SCHEMA: tuple[KeySpec, ...] = (
         None,
         "durable",
         "namespace of one cluster-wide rate limiter (limits' RedisStorage key_prefix); "
-        "holds only its ratelimit_quota keys",
+        "holds only its ratelimit_quota and ratelimit_subject keys",
     ),
     KeySpec(
         "ratelimit_quota",
@@ -108,6 +113,33 @@ SCHEMA: tuple[KeySpec, ...] = (
         "durable",
         "moving window of one quota: a timestamp per unit of cost granted, trimmed to the "
         "limit; TTL = the quota's window (at most the value shown), refreshed by every grant",
+    ),
+    KeySpec(
+        "ratelimit_subject",
+        "ratelimit:{name}:{quota}:{subject}",
+        "list",
+        RATELIMIT_MAX_TTL,
+        "durable",
+        "the same moving window kept per subject (a user name, a client address) for a "
+        "limiter that limits each subject on its own (the dashboard's failed logins)",
+    ),
+    KeySpec(
+        "session",
+        "session:{session_id}",
+        "hash",
+        SESSION_TTL,
+        "durable",
+        "one dashboard login: user, admin, created, last_seen, address, csrf token; the "
+        "cookie holds only the signed id; TTL sliding (the session TTL, renewed per request)",
+    ),
+    KeySpec(
+        "user_sessions",
+        "sessions:{user}",
+        "set",
+        USER_SESSIONS_TTL,
+        "durable",
+        "ids of one user's sessions, so a password change and `user remove` end them at "
+        "once; TTL max age + session TTL, set by each login (no session outlives it)",
     ),
     KeySpec(
         "latest_candle",
@@ -218,6 +250,17 @@ class Keys:
 
     def ratelimit_quota(self, name: str, quota: str) -> str:
         return f"{self.ratelimit(name)}:{quota}"
+
+    def ratelimit_subject(self, name: str, quota: str, subject: str) -> str:
+        return f"{self.ratelimit_quota(name, quota)}:{subject}"
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    def user_sessions(self, user: str) -> str:
+        return f"{self.prefix}sessions:{user}"
 
     def latest_candle(self, symbol: str, timeframe: str) -> str:
         return f"{self.prefix}candle:{symbol}:{timeframe}"
