@@ -116,9 +116,11 @@ def grid(
     *,
     height: int | None = None,
     row_id: str | None = None,
+    filter: bool = True,
     **options: Any,
 ) -> dag.AgGrid:
-    """A sortable, filterable AG Grid in the dashboard's theme (auto height unless given)."""
+    """A sortable AG Grid in the dashboard's theme (auto height unless given); column filters
+    unless ``filter=False`` (small tables read better without them)."""
     grid_options: dict[str, Any] = {
         "theme": _GRID_THEME,
         "animateRows": False,
@@ -134,7 +136,7 @@ def grid(
         id=id,
         columnDefs=list(columns),
         rowData=list(rows),
-        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
+        defaultColDef={"sortable": True, "filter": filter, "resizable": True, "minWidth": 90},
         dashGridOptions=grid_options,
         columnSize="responsiveSizeToFit",
         style={"height": f"{height}px"} if height is not None else {},

@@ -261,6 +261,8 @@ def login_page(*, error: str = "", username: str = "", next_path: str = "/") -> 
     return _LOGIN_HTML.format(
         error=message,
         username=html.escape(username, quote=True),
+        focus_name="" if username else "autofocus",
+        focus_password="autofocus" if username else "",
         next=html.escape(next_path, quote=True),
     )
 
@@ -278,11 +280,11 @@ _LOGIN_HTML = """<!doctype html>
   {error}
   <form method="post" action="/login" id="login-form">
     <label for="username">User name</label>
-    <input id="username" name="username" autocomplete="username" required autofocus
+    <input id="username" name="username" autocomplete="username" required {focus_name}
            value="{username}">
     <label for="password">Password</label>
     <input id="password" name="password" type="password" autocomplete="current-password"
-           required>
+           required {focus_password}>
     <input type="hidden" name="next" value="{next}">
     <button type="submit" id="login-submit">Log in</button>
   </form>

@@ -129,6 +129,19 @@ def _counts_figure(detail: rm.SeriesDetail) -> go.Figure:
             hovertemplate="%{x}: %{y} bars<extra></extra>",
         )
     )
+    missing = detail.report.missing_sessions
+    if missing:
+        full = max(counts.expected, default=0) or max(counts.bars, default=0)
+        fig.add_trace(
+            go.Bar(
+                x=list(missing),
+                y=[full] * len(missing),
+                width=[0.8 * 86_400_000] * len(missing),  # ms on a date axis: most of a day
+                name="missing session",
+                marker={"color": "rgba(248, 81, 73, 0.25)", "line": {"color": ui.BAD, "width": 1}},
+                hovertemplate="%{x}: no bars<extra>missing session</extra>",
+            )
+        )
     if intraday and counts.expected:
         fig.add_trace(
             go.Scatter(
@@ -139,6 +152,7 @@ def _counts_figure(detail: rm.SeriesDetail) -> go.Figure:
                 line={"color": ui.MUTED, "dash": "dot", "width": 1.5, "shape": "hv"},
             )
         )
+    fig.update_layout(barmode="overlay", bargap=0.15)
     fig.update_yaxes(title_text="bars per session" if intraday else "bars per month")
     return ui.figure_layout(fig, height=240)
 
@@ -161,7 +175,7 @@ def _detail(ctx: DashboardContext, value: str) -> Any:
         ui.kpi(
             "Missing sessions",
             f"{len(report.missing_sessions):,}",
-            "a single weekday is usually a holiday" if report.missing_sessions else "",
+            "often a holiday" if report.missing_sessions else "",
             tone="warn" if report.missing_sessions else "good",
         ),
         ui.kpi(
@@ -204,7 +218,7 @@ def _detail(ctx: DashboardContext, value: str) -> Any:
         {"field": "bars", "type": "numericColumn", "maxWidth": 110},
     ]
     table = (
-        ui.grid("data-gaps-grid", columns, gap_rows, height=min(360, 48 + 42 * len(gap_rows)))
+        ui.grid("data-gaps-grid", columns, gap_rows, height=min(360, 50 + 33 * len(gap_rows)))
         if gap_rows
         else ui.empty("No gaps: every weekday session in the range has all its bars.")
     )

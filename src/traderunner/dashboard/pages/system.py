@@ -254,7 +254,7 @@ def _cache(snap: dict[str, Any]) -> list[Any]:
                 ("evicted keys", f"{st.evicted_keys:,}"),
             ]
         ),
-        ui.grid("system-cache-grid", columns, rows)
+        ui.grid("system-cache-grid", columns, rows, filter=False)
         if rows
         else ui.empty("no cache reads counted yet", "they appear once a worker reads candles"),
     ]
@@ -342,7 +342,7 @@ def _workers_view(found: rm.Workers) -> Any:
         {"field": "pid", "type": "numericColumn"},
         {"field": "uptime"},
     ]
-    return ui.grid("system-workers-grid", columns, rows, row_id="name")
+    return ui.grid("system-workers-grid", columns, rows, row_id="name", filter=False)
 
 
 def layout(ctx: DashboardContext) -> Any:

@@ -204,7 +204,8 @@ def workers(app: Any, *, timeout: float = 0.6) -> Workers:
             WorkerStatus(
                 name=name,
                 concurrency=int(pool.get("max-concurrency", 0) or 0),
-                pool=str(pool.get("implementation", "")).rsplit(":", 1)[-1],
+                # "celery.concurrency.prefork:TaskPool" -> "prefork"
+                pool=str(pool.get("implementation", "")).split(":")[0].rsplit(".", 1)[-1],
                 pid=int(st.get("pid", 0) or 0),
                 running=len(active.get(name, []) or []),
                 processed=sum(int(n) for n in total.values()),
