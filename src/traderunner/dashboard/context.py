@@ -35,6 +35,7 @@ class DashboardContext:
     eodhd: RateLimiter
     _celery: Any = field(default=None, repr=False)
     _celery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _workers: Any = field(default=None, repr=False)
 
     def celery(self) -> Any:
         """The broadcast-only Celery app for worker inspection, built on first use."""
@@ -44,6 +45,15 @@ class DashboardContext:
 
                 self._celery = celery_app(self.settings)
             return self._celery
+
+    def workers(self) -> Any:
+        """The one WorkerWatch of this process (System page), built on first use."""
+        with self._celery_lock:
+            if self._workers is None:
+                from traderunner.dashboard.readmodels.system import WorkerWatch
+
+                self._workers = WorkerWatch(self.celery)
+            return self._workers
 
     def health(self) -> dict[str, str]:
         """``/healthz``: the durable Redis and the store answer."""
@@ -64,6 +74,8 @@ class DashboardContext:
         return checks
 
     def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
         if self._celery is not None:
             with contextlib.suppress(Exception):
                 self._celery.close()

@@ -88,7 +88,13 @@ def layout(ctx: DashboardContext) -> Any:
             ),
             ui.card(
                 "Gaps",
-                dcc.Loading(html.Div(id="data-detail"), type="dot", color=ui.ACCENT),
+                # The first series' report is built with the page (no second round trip);
+                # picking another one runs the callback.
+                dcc.Loading(
+                    html.Div(_detail(ctx, rows[0]["id"]), id="data-detail"),
+                    type="dot",
+                    color=ui.ACCENT,
+                ),
                 subtitle="US equity sessions, 09:30-16:00 New York; holidays are not known",
                 tools=dcc.Dropdown(
                     id="data-series",
@@ -239,7 +245,11 @@ def _utc(ns: int) -> str:
 
 
 def register(app: Dash, ctx: DashboardContext) -> None:
-    @app.callback(Output("data-detail", "children"), Input("data-series", "value"))
+    @app.callback(
+        Output("data-detail", "children"),
+        Input("data-series", "value"),
+        prevent_initial_call=True,
+    )
     def show_detail(value: str | None) -> Any:
         return _detail(ctx, value or "")
 

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from traderunner.dashboard.context import DashboardContext
 
 REFRESH_S = 5
-WORKERS_REFRESH_S = 15
-WORKERS_TIMEOUT_S = 0.6
+WORKERS_REFRESH_S = 5
 HISTORY_POINTS = 120  # ten minutes of samples at REFRESH_S
 
 
@@ -342,10 +341,20 @@ def _workers_view(found: rm.Workers) -> Any:
         {"field": "pid", "type": "numericColumn"},
         {"field": "uptime"},
     ]
-    return ui.grid("system-workers-grid", columns, rows, row_id="name", filter=False)
+    return html.Div(
+        [
+            ui.grid("system-workers-grid", columns, rows, row_id="name", filter=False),
+            html.Div(
+                f"{len(rows)} worker(s) answered within {found.timeout_s:g} s, asked at "
+                f"{found.at.strftime('%H:%M:%S')} UTC",
+                className="muted small grid-note",
+            ),
+        ]
+    )
 
 
 def layout(ctx: DashboardContext) -> Any:
+    ctx.workers().latest(wait=0)  # start asking now, while the rest of the page is built
     snap = _snapshot(ctx)
     history = _history(snap, None)
     flower = ctx.settings.dashboard_flower_url
@@ -395,7 +404,7 @@ def layout(ctx: DashboardContext) -> Any:
                     type="dot",
                     color=ui.ACCENT,
                 ),
-                subtitle=f"Celery remote control, {WORKERS_TIMEOUT_S:g} s timeout",
+                subtitle=f"Celery remote control, every {REFRESH_S} s while a page is open",
             ),
             html.Div(
                 [
@@ -448,7 +457,10 @@ def register(app: Dash, ctx: DashboardContext) -> None:
 
     @app.callback(Output("system-workers", "children"), Input("system-workers-tick", "n_intervals"))
     def show_workers(_: int | None) -> Any:
-        return _workers_view(rm.workers(ctx.celery(), timeout=WORKERS_TIMEOUT_S))
+        found = ctx.workers().latest()
+        if found is None:
+            return ui.empty("the workers have not answered yet")
+        return _workers_view(found)
 
 
 PAGE = Page(

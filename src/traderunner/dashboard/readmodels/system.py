@@ -8,9 +8,10 @@ dead part never blanks the page.
   ``maxmemory``, eviction policy, ops/s, clients, evicted keys, keyspace hit rate, and
   persistence (AOF on and its last write, the last RDB save and changes since).
 * :func:`queue_depths`: messages waiting per queue (all priority steps together).
-* :func:`workers`: Celery's remote-control ``ping``, then ``stats`` and ``active`` of the
-  workers that answered, each bounded by ``timeout`` seconds (the page loads them apart from
-  the rest, so a slow broadcast never holds the page).
+* :func:`workers`: Celery's remote-control ``stats`` broadcast (it waits its whole timeout,
+  since the number of workers is not known), then ``active`` and ``active_queues`` of the
+  workers that answered (these return as soon as all have); the page loads them apart from
+  the rest, so the broadcast never holds the page.
 * :func:`cache_figures`: the cache counters summed over every process (``cache/stats.py``).
 * :func:`login_activity`: login attempts of the last window by outcome, from the store.
 """
@@ -18,7 +19,9 @@ dead part never blanks the page.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -26,6 +29,12 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from traderunner.errors import TraderunnerError
+
+# Imported at the top, not lazily: the worker watch thread and a request thread importing the
+# jobs package at the same moment can find it half-initialised. (Importing traderunner.jobs
+# runs jobs/__init__, which imports jobs.client; neither loads the engine or numba today.)
+from traderunner.jobs.app import make_celery
+from traderunner.jobs.queueing import queue_lengths
 from traderunner.redisdb.connection import mask_url
 
 if TYPE_CHECKING:
@@ -143,10 +152,6 @@ class QueueDepths:
 
 
 def queue_depths(durable: redis.Redis, keys: Keys) -> QueueDepths:
-    # Imported here: until the jobs package stops importing the engine at its top
-    # (issue 8's seams), importing it costs the dashboard numba; only this page needs it.
-    from traderunner.jobs.queueing import queue_lengths
-
     try:
         return QueueDepths(dict(queue_lengths(durable, keys)))
     except (redis.RedisError, OSError) as exc:
@@ -172,24 +177,27 @@ class Workers:
     workers: tuple[WorkerStatus, ...] = ()
     error: str = ""
     timeout_s: float = 0.0
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def celery_app(settings: Settings) -> Any:
     """A Celery app that only broadcasts (for ``workers``); build it once per process."""
-    from traderunner.jobs.app import make_celery  # see queue_depths for why it is here
-
     return make_celery(settings)
 
 
 def workers(app: Any, *, timeout: float = 0.6) -> Workers:
-    """The workers that answer a ping within ``timeout`` s, with their stats and running jobs."""
+    """The workers whose ``stats`` reply comes within ``timeout`` s, with their running jobs.
+
+    How many workers exist is not known beforehand, so the first broadcast (``stats``, which
+    is also the slowest to answer) waits its whole timeout; the two after it name the workers
+    that answered and return as soon as each has.
+    """
     try:
-        pongs = app.control.ping(timeout=timeout) or []
-        names = sorted(name for reply in pongs for name in reply)
+        stats = app.control.inspect(timeout=timeout).stats() or {}
+        names = sorted(stats)
         if not names:
             return Workers(timeout_s=timeout)
         inspect = app.control.inspect(destination=names, timeout=timeout, limit=len(names))
-        stats = inspect.stats() or {}
         active = inspect.active() or {}
         queues = inspect.active_queues() or {}
     except Exception as exc:  # kombu/redis errors of every kind: the page shows the reason
@@ -214,6 +222,68 @@ def workers(app: Any, *, timeout: float = 0.6) -> Workers:
             )
         )
     return Workers(tuple(found), timeout_s=timeout)
+
+
+class WorkerWatch:
+    """The latest :func:`workers` reading, refreshed in a background thread while the System
+    page is looked at.
+
+    One broadcast every ``every`` seconds however many pages are open (a broadcast reaches
+    every worker), and none once nobody has asked for ``idle_stop`` seconds. The first
+    :meth:`latest` starts the thread and waits for its first reading.
+    """
+
+    def __init__(
+        self,
+        app: Callable[[], Any],
+        *,
+        timeout: float = 0.6,
+        every: float = 5.0,
+        idle_stop: float = 60.0,
+    ) -> None:
+        self._app = app
+        self.timeout = timeout
+        self.every = every
+        self.idle_stop = idle_stop
+        self._lock = threading.Lock()
+        self._fresh = threading.Condition(self._lock)
+        self._reading: Workers | None = None
+        self._asked = 0.0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def latest(self, wait: float = 5.0) -> Workers | None:
+        """The newest reading (waiting up to ``wait`` s for a first one); None if none yet."""
+        with self._lock:
+            self._asked = time.monotonic()
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="traderunner-worker-watch", daemon=True
+                )
+                self._thread.start()
+            if self._reading is None:
+                self._fresh.wait_for(lambda: self._reading is not None, timeout=wait)
+            return self._reading
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._fresh.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            reading = workers(self._app(), timeout=self.timeout)
+            with self._lock:
+                self._reading = reading
+                self._fresh.notify_all()
+                idle = time.monotonic() - self._asked > self.idle_stop
+                if self._closed or idle:
+                    self._thread = None  # the next latest() starts a new one
+                    return
+                self._fresh.wait(timeout=self.every)
+                if self._closed:
+                    self._thread = None
+                    return
 
 
 @dataclass(frozen=True, slots=True)
