@@ -46,7 +46,7 @@ Settings
                     ends however active (default 43200)
     dashboard_login_user_limit / dashboard_login_address_limit / dashboard_login_window
                     failed logins one user name (default 5) and login attempts one client
-                    address (default 30) may make in any ``dashboard_login_window`` seconds
+                    address (default 100) may make in any ``dashboard_login_window`` seconds
                     (default 900) before further attempts are refused
     dashboard_proxy_hops    reverse proxies in front of the dashboard whose X-Forwarded-For and
                     X-Forwarded-Proto headers are trusted (default 0: none)
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     dashboard_session_ttl: int = Field(default=3600, ge=10, le=30 * 86400)
     dashboard_session_max_age: int = Field(default=12 * 3600, ge=10, le=90 * 86400)
     dashboard_login_user_limit: int = Field(default=5, ge=1, le=10_000)
-    dashboard_login_address_limit: int = Field(default=30, ge=1, le=100_000)
+    dashboard_login_address_limit: int = Field(default=100, ge=1, le=100_000)
     dashboard_login_window: int = Field(default=900, ge=1, le=86400)
     dashboard_proxy_hops: int = Field(default=0, ge=0, le=5)
     dashboard_flower_url: str = "http://127.0.0.1:5555"

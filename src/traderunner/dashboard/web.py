@@ -186,8 +186,10 @@ def create_server(
                 error="wrong user name or password", username=username, next_path=next_path
             )
             return page, 401, {}
-        info = sessions.create(result.user.name, admin=result.user.admin, address=address)
-        current_session().started = info
+        found = current_session()
+        if found.info is not None:  # a new login replaces this browser's old session
+            sessions.end(found.info.id, user=found.info.user)
+        found.started = sessions.create(result.user.name, admin=result.user.admin, address=address)
         return redirect(next_path, code=303)
 
     @server.post("/logout")

@@ -81,9 +81,10 @@ def test_login_sets_a_signed_http_only_cookie_and_a_session_hash(dash: Dash) -> 
     assert 3590 <= dash.ctx.redis.durable.ttl(key) <= 3600
     assert session_id in dash.ctx.redis.durable.smembers(dash.ctx.redis.keys.user_sessions("ana"))
     assert client.get("/data").status_code == 200
-    # A second login is a new session (a session id is never reused).
+    # A second login is a new session (a session id is never reused); the old one ends.
     login(client)
     assert _session_id(dash, client) != session_id
+    assert not dash.ctx.redis.durable.exists(key)
 
 
 def test_cookie_is_secure_over_https(dash: Dash) -> None:
