@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def measure(rounds: int) -> dict[str, Any]:
     from traderunner.dashboard.accounts import Accounts
     from traderunner.store import Store
 
+    load_before = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="traderunner-dashboard-bench-"))
     pair = start_pair(root / "valkey")
     worker = dashboard = None
@@ -154,6 +156,11 @@ def measure(rounds: int) -> dict[str, Any]:
                 "workers": 1,
                 "browser": "Debian chromium, headless, 1440x1000",
                 "server": "waitress, 8 threads",
+                # The machine is shared: a load far above its CPU count slows every figure.
+                "load_average_1m": {
+                    "before": round(load_before[0], 1),
+                    "after": round(os.getloadavg()[0], 1),
+                },
             },
             "login_page": summary(login_times),
             "pages": {
@@ -180,7 +187,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"({result['machine']['cpu_count']} CPUs) by `python benchmarks/dashboard.py "
         f"--rounds {setup['rounds']}`: {setup['browser']}; {setup['server']}; a SQLite store "
         f"with {setup['bars_in_store']:,} M5 bars ({', '.join(setup['symbols'])}); one worker. "
-        "Each round loads every page in turn, then navigates to each by its link.",
+        "Each round loads every page in turn, then navigates to each by its link. "
+        f"Load average (1 min) {setup['load_average_1m']['before']} before, "
+        f"{setup['load_average_1m']['after']} after, on {result['machine']['cpu_count']} CPUs.",
         "",
         "*shown*: the page's content is visible; *complete*: no Dash callback is in flight "
         "(for System: also the worker list, a Celery broadcast that waits its 0.6 s timeout).",

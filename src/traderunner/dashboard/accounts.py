@@ -14,10 +14,11 @@ What the CLI (``traderunner user ...``) and the login form share:
   retry-after). A correct password clears the name's window, so what the name's window counts
   is failed logins; the address's window keeps successful ones too (clearing it would let one
   valid account reset its address's count between guesses), hence its larger limit. The
-  units are taken before the password is checked, so parallel guesses count too. The windows are the project's cluster-wide limiter (``ratelimit/``) on the
-  durable Redis, so every dashboard process shares them. An unknown name costs the same
-  argon2 verification as a known one, so timing does not tell which names exist. Every
-  attempt is recorded in the store (``logins``).
+  units are taken before the password is checked, so parallel guesses count too. The windows
+  are the project's cluster-wide limiter (``ratelimit/``) on the durable Redis, so every
+  dashboard process shares them. An unknown name costs the same argon2 verification as a
+  known one, so timing does not tell which names exist. Every attempt is recorded in the
+  store (``logins``).
 * Changing a password and removing a user end that user's sessions at once.
 """
 

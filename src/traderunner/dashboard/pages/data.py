@@ -159,6 +159,10 @@ def _counts_figure(detail: rm.SeriesDetail) -> go.Figure:
             )
         )
     fig.update_layout(barmode="overlay", bargap=0.15)
+    if intraday and counts.labels:
+        # Whole days on the axis (Plotly would put ticks at noon for a short range).
+        span_days = (counts.labels[-1] - counts.labels[0]).days + 1
+        fig.update_xaxes(tickformat="%b %d", dtick=86_400_000 * max(1, span_days // 10))
     fig.update_yaxes(title_text="bars per session" if intraday else "bars per month")
     return ui.figure_layout(fig, height=240)
 
