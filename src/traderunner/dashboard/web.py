@@ -114,8 +114,17 @@ def current_session() -> DashboardSession:
 
 
 def current_user() -> str:
-    """The logged-in user of this request ('' when none: the wall lets no such request in)."""
+    """The logged-in user of this request ('' when none: the wall lets no such request in).
+
+    Pages that list jobs or results show this user's own, or everyone's when
+    :func:`current_is_admin`.
+    """
     return str(current_session().get("user", ""))
+
+
+def current_is_admin() -> bool:
+    """Whether this request's user is an administrator (as of the login)."""
+    return bool(current_session().get("admin", False))
 
 
 def create_server(

@@ -79,3 +79,18 @@ def test_passwd_and_remove_end_the_users_sessions(env: dict[str, str]) -> None:
         u["name"] for u in run_here(["user", "list", "--json"], env).json()["users"]
     ]
     sessions.redis.close()
+
+
+def test_dashboard_on_a_taken_port_fails_in_one_line(env: dict[str, str]) -> None:
+    import socket
+
+    from tests.clihelpers import run_process
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = run_process(["dashboard", "--port", str(port)], env, timeout=60)
+    assert ran.code == 2, ran.err
+    assert ran.err_lines[-1].startswith(f"error: cannot serve the dashboard on 127.0.0.1:{port}")
+    assert "--port" in ran.err_lines[-1]
