@@ -158,12 +158,15 @@ def screenshot(driver: webdriver.Chrome, name: str, *, full_page: bool = True) -
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     if full_page:
-        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
         chrome = driver.get_window_size()["height"] - int(
             driver.execute_script("return window.innerHeight")
         )
-        driver.set_window_size(WINDOW[0], max(WINDOW[1], min(height + chrome, 6000)))
-        time.sleep(0.4)  # let charts and grids re-lay out to the new size
+        for _ in range(3):  # a taller window can re-lay out charts and grids: measure again
+            height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+            if height <= int(driver.execute_script("return window.innerHeight")):
+                break
+            driver.set_window_size(WINDOW[0], max(WINDOW[1], min(height + chrome, 6000)))
+            time.sleep(0.4)
     driver.save_screenshot(str(path))
     if full_page:
         driver.set_window_size(*WINDOW)

@@ -136,7 +136,7 @@ def grid(
         id=id,
         columnDefs=list(columns),
         rowData=list(rows),
-        defaultColDef={"sortable": True, "filter": filter, "resizable": True, "minWidth": 90},
+        defaultColDef={"sortable": True, "filter": filter, "resizable": True, "minWidth": 72},
         dashGridOptions=grid_options,
         columnSize="responsiveSizeToFit",
         style={"height": f"{height}px"} if height is not None else {},

@@ -226,8 +226,7 @@ def _cache(snap: dict[str, Any]) -> list[Any]:
         rows.append(
             {
                 "kind": kind,
-                "hits": counts.get("hits", 0),
-                "local_hits": counts.get("local_hits", 0),
+                "hits": f"{counts.get('hits', 0):,} + {counts.get('local_hits', 0):,}",
                 "misses": counts.get("misses", 0),
                 "errors": counts.get("errors", 0),
                 "store_loads": counts.get("store_loads", 0),
@@ -236,8 +235,7 @@ def _cache(snap: dict[str, Any]) -> list[Any]:
         )
     columns = [
         {"field": "kind", "headerName": "kind"},
-        {"field": "hits", "headerName": "Redis hits", "type": "numericColumn"},
-        {"field": "local_hits", "headerName": "local hits", "type": "numericColumn"},
+        {"field": "hits", "headerName": "hits (Redis + local)", "minWidth": 130},
         {"field": "misses", "type": "numericColumn"},
         {"field": "errors", "type": "numericColumn"},
         {"field": "store_loads", "headerName": "store loads", "type": "numericColumn"},
