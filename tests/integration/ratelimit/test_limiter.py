@@ -194,14 +194,16 @@ def test_limiter_from_settings_uses_the_eodhd_quotas(redis_pair: RedisPair, tmp_
 
 
 def test_each_subject_has_its_own_windows(redis_pair: RedisPair, tmp_path: Path) -> None:
-    limiter = _limiter(redis_pair, tmp_path, Quota(2, 60, "failures"), name="login-user")
+    prefix = redis_pair.settings(tmp_path).redis_prefix
+    limiter = RateLimiter(
+        redis_pair.durable.url, name="login-user", quotas=[Quota(2, 60, "failures")], prefix=prefix
+    )
     assert limiter.try_acquire(subject="ana") and limiter.try_acquire(subject="ana")
     assert not limiter.try_acquire(subject="ana")
     assert limiter.try_acquire(subject="bo")  # another subject, its own window
     assert limiter.try_acquire()  # and the limiter's own (subject-less) window is apart
     assert [u.used for u in limiter.usage(subject="ana")] == [2]
     assert [u.used for u in limiter.usage(subject="bo")] == [1]
-    prefix = redis_pair.settings(tmp_path).redis_prefix
     client = redis.Redis.from_url(redis_pair.durable.url)
     key = Keys(prefix).ratelimit_subject("login-user", "failures", "ana")
     assert client.llen(key) == 2 and 0 < client.ttl(key) <= 60
