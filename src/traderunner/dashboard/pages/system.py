@@ -233,7 +233,7 @@ def _cache(snap: dict[str, Any]) -> list[Any]:
                 "hit_rate": round(hits / reads * 100, 1) if reads else None,
             }
         )
-    columns = [
+    columns: list[dict[str, Any]] = [
         {"field": "kind", "headerName": "kind"},
         {"field": "hits", "headerName": "hits (Redis + local)", "minWidth": 130},
         {"field": "misses", "type": "numericColumn"},
