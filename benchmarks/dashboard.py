@@ -13,8 +13,9 @@ Each round visits every page in turn, so no page is measured in a warm loop of i
 * **navigation**: a click on the page's link in the sidebar (what a user mostly does) until
   the same two moments.
 
-The System page's worker list comes from a Celery broadcast that waits its whole timeout
-(0.6 s) for replies, in its own callback: *shown* is the page without it, *complete* with it.
+The System page's worker list is its own callback, answered from the process's worker watch
+(one Celery broadcast every 5 s while a System page is open): *shown* is the page without it,
+*complete* with it.
 Memory: RSS and PSS (``/proc/PID/smaps_rollup``) of the dashboard process idle after start, and
 after every page load of the run.
 """
@@ -191,8 +192,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average (1 min) {setup['load_average_1m']['before']} before, "
         f"{setup['load_average_1m']['after']} after, on {result['machine']['cpu_count']} CPUs.",
         "",
-        "*shown*: the page's content is visible; *complete*: no Dash callback is in flight "
-        "(for System: also the worker list, a Celery broadcast that waits its 0.6 s timeout).",
+        "*shown*: the page's content is visible (its table rows and its charts drawn); "
+        "*complete*: no Dash callback is in flight (for System: also the worker list).",
         "",
         "| page | full load shown p50 / p99 | full load complete p50 / p99 | "
         "navigation shown p50 / p99 | navigation complete p50 / p99 |",
