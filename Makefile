@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test lint typecheck imports unit bench demo clean install
+.PHONY: up test lint typecheck imports unit bench demo clean install browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "traderunner needs Python >= 3.11; found " + sys.version.split()[0])'
@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+## browser: Debian's chromium and chromium-driver for the dashboard's browser tests (tests/e2e)
+# Idempotent: installs only when either binary is missing (as root, or through sudo).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver (Debian) for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 ## up: start traderunner on this machine (for now: load demo data and run a demo backtest)
 up: $(STAMP)
@@ -27,7 +37,7 @@ up: $(STAMP)
 # Two pytest processes (one file stays in one process: module fixtures hold real servers).
 # The suite is mostly subprocess start-ups and waits, so 2 halves it on a 2-core machine.
 TEST_WORKERS ?= 2
-test: $(STAMP) lint typecheck imports
+test: $(STAMP) browser lint typecheck imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)

@@ -60,8 +60,15 @@ def run_process(
     return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_here(args: Sequence[str], settings: Mapping[str, str], *, cwd: Path | None = None) -> Ran:
-    """The CLI's ``main`` in this process, with only the TRADERUNNER_* values of ``settings``.
+def run_here(
+    args: Sequence[str],
+    settings: Mapping[str, str],
+    *,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> Ran:
+    """The CLI's ``main`` in this process, with only the TRADERUNNER_* values of ``settings``
+    (and ``stdin`` as standard input, when given: not a terminal).
 
     The exit code is the process's would-be code: SystemExit(None) is 0, an int is itself, a
     message is 1 (what Python's own exit does with it).
@@ -81,6 +88,8 @@ def run_here(args: Sequence[str], settings: Mapping[str, str], *, cwd: Path | No
                 mp.setenv(key, value)
         if cwd is not None:
             mp.chdir(cwd)
+        if stdin is not None:
+            mp.setattr("sys.stdin", io.StringIO(stdin))
         try:
             main(list(args))
         except SystemExit as exc:

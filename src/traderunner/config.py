@@ -44,6 +44,19 @@ Settings
     eodhd_intraday_cost calls one intraday request costs against the quotas (default 5)
     cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
     cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
+    dashboard_secret_key  signs the dashboard's session cookies (secret); empty = generated
+                    once into ``{data_dir}/dashboard.secret`` (0600). Give every dashboard
+                    process behind one address the same key
+    dashboard_session_ttl   seconds a dashboard session lives after its last request (sliding;
+                    default 3600); dashboard_session_max_age  seconds after the login that it
+                    ends however active (default 43200)
+    dashboard_login_user_limit / dashboard_login_address_limit / dashboard_login_window
+                    failed logins one user name (default 5) and login attempts one client
+                    address (default 100) may make in any ``dashboard_login_window`` seconds
+                    (default 900) before further attempts are refused
+    dashboard_proxy_hops    reverse proxies in front of the dashboard whose X-Forwarded-For and
+                    X-Forwarded-Proto headers are trusted (default 0: none)
+    dashboard_flower_url    where the System page links to Flower (default http://127.0.0.1:5555)
 """
 
 from __future__ import annotations
@@ -115,6 +128,16 @@ class Settings(BaseSettings):
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)
     cache_config_ttl: int = Field(default=3600, ge=1)
+
+    # -- the dashboard: sessions, login limits, links ----------------------------------------
+    dashboard_secret_key: SecretStr = SecretStr("")
+    dashboard_session_ttl: int = Field(default=3600, ge=10, le=30 * 86400)
+    dashboard_session_max_age: int = Field(default=12 * 3600, ge=10, le=90 * 86400)
+    dashboard_login_user_limit: int = Field(default=5, ge=1, le=10_000)
+    dashboard_login_address_limit: int = Field(default=100, ge=1, le=100_000)
+    dashboard_login_window: int = Field(default=900, ge=1, le=86400)
+    dashboard_proxy_hops: int = Field(default=0, ge=0, le=5)
+    dashboard_flower_url: str = "http://127.0.0.1:5555"
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ from traderunner import __version__
 from traderunner.cli import backtest as backtest_cmds
 from traderunner.cli import common
 from traderunner.cli.cache import cache_app
+from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
 from traderunner.cli.results import results_app
@@ -83,6 +84,8 @@ app.add_typer(cache_app, name="cache")
 app.command("worker")(worker)
 app.command("workers")(workers)
 app.command("flower")(flower)
+app.command("dashboard")(dashboard)
+app.add_typer(user_app, name="user")
 
 
 @app.command("strategies")

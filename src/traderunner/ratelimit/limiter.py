@@ -20,6 +20,11 @@ so a limiter that stops being used leaves nothing behind. Timestamps are the cli
 its grants expire ``d`` seconds early or late for the others. A moving 24 h window is stricter
 than a provider's calendar-day quota, never looser.
 
+**Subjects.** A limiter can also limit each *subject* on its own (the dashboard limits failed
+logins per user name and per client address): pass ``subject=`` to :meth:`RateLimiter.try_acquire`,
+:meth:`~RateLimiter.usage` and :meth:`~RateLimiter.reset`, and that subject gets its own windows at
+``Keys.ratelimit_subject(name, quota, subject)``, with the same quotas and guarantees.
+
 If the durable Redis loses its data (a restart without AOF), the windows restart empty: work
 resumes at once, at the cost of possibly exceeding the provider's quota once. With AOF
 (``appendfsync everysec``) at most the last second of grants is forgotten.
@@ -52,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Subjects are user names and client addresses (IPv6 has colons), never free text.
+_SUBJECT = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # Small random delay added to each wait so the processes woken by one expiry do not all hit
 # Redis in the same instant; small against any window, so it barely delays a grant.
 _JITTER_S = 0.005
@@ -173,15 +180,16 @@ class RateLimiter:
         quotas = ", ".join(f"{q.limit}/{q.window_s}s {q.name}" for q in self.quotas)
         return f"RateLimiter({self.name!r}, [{quotas}], {mask_url(self._url)})"
 
-    def try_acquire(self, cost: int = 1) -> bool:
+    def try_acquire(self, cost: int = 1, *, subject: str | None = None) -> bool:
         """Take ``cost`` from every quota now, or nothing from the later ones; never blocks.
 
         True when every quota granted it. False when one refused (shorter quotas taken before
-        the refusing one keep the cost: conservative). QuotaError for a cost below 1 or above a
-        quota's limit; RedisError when Redis fails.
+        the refusing one keep the cost: conservative). With ``subject``, that subject's own
+        windows are used (1-128 letters, digits, ``_ . : -``). QuotaError for a cost below 1 or
+        above a quota's limit, or a bad subject; RedisError when Redis fails.
         """
         self._check_cost(cost)
-        return self._take(cost) is None
+        return self._take(cost, self._check_subject(subject)) is None
 
     def acquire(self, cost: int = 1, deadline: float | None = None) -> None:
         """Take ``cost`` from every quota, sleeping until the earliest expiry while refused.
@@ -210,19 +218,29 @@ class RateLimiter:
             log.debug("rate limit %s: %s quota full, waiting %.3f s", self.name, refused.name, wait)
             time.sleep(wait + random.uniform(0, _JITTER_S))
 
-    def usage(self) -> list[LimitUsage]:
-        """Each quota's use right now, in the order the quotas were given."""
+    def usage(self, *, subject: str | None = None) -> list[LimitUsage]:
+        """Each quota's use right now (``subject``'s own, if given), in the order given."""
+        subject = self._check_subject(subject)
         out: list[LimitUsage] = []
         for q in self.quotas:
-            start, count = self._call(self._storage.get_moving_window, q.name, q.limit, q.window_s)
+            start, count = self._call(
+                self._storage.get_moving_window, _entry(q, subject), q.limit, q.window_s
+            )
             used = min(int(count), q.limit)
             reset_in = max(0.0, start + q.window_s - time.time()) if used else 0.0
             out.append(LimitUsage(q.name, q.window_s, q.limit, used, q.limit - used, reset_in))
         return out
 
-    def reset(self) -> None:
-        """Forget every grant of this limiter (tests and operations only)."""
-        self._call(self._client.delete, *self._keys.values())
+    def reset(self, *, subject: str | None = None) -> None:
+        """Forget every grant of this limiter, or of ``subject`` only (a user who logged in)."""
+        subject = self._check_subject(subject)
+        if subject is None:
+            self._call(self._client.delete, *self._keys.values())
+            return
+        self._call(
+            self._client.delete,
+            *(self._storage.prefixed_key(_entry(q, subject)) for q in self.quotas),
+        )
 
     def close(self) -> None:
         """Drop the Redis connections (the limiter reconnects if used again)."""
@@ -244,10 +262,21 @@ class RateLimiter:
                     "split the request or raise the quota"
                 )
 
-    def _take(self, cost: int) -> Quota | None:
+    def _check_subject(self, subject: str | None) -> str | None:
+        if subject is None:
+            return None
+        if not isinstance(subject, str) or not _SUBJECT.match(subject):
+            raise QuotaError(
+                f"rate limit {self.name!r}: subject {subject!r} is invalid: use 1-128 letters, "
+                "digits, '_', '.', ':' or '-'"
+            )
+        return subject
+
+    def _take(self, cost: int, subject: str | None = None) -> Quota | None:
         """Take ``cost`` from each quota in order; the first one that refuses, or None."""
         for q in self._order:
-            if not self._call(self._storage.acquire_entry, q.name, q.limit, q.window_s, cost):
+            entry = _entry(q, subject)
+            if not self._call(self._storage.acquire_entry, entry, q.limit, q.window_s, cost):
                 return q
         return None
 
@@ -269,6 +298,11 @@ class RateLimiter:
                 f"failed ({type(exc).__name__}: {exc}); check that it runs (traderunner redis "
                 "status) and TRADERUNNER_REDIS_URL"
             ) from None
+
+
+def _entry(quota: Quota, subject: str | None) -> str:
+    """The storage key (after the limiter's prefix) of ``quota``, or of its ``subject``'s window."""
+    return quota.name if subject is None else f"{quota.name}:{subject}"
 
 
 def limiter_from_settings(settings: Settings, name: str = "eodhd") -> RateLimiter:

@@ -30,6 +30,11 @@ WORKER_TTL = 30  # a worker's advertisement, refreshed every third of it while i
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
 
+# Dashboard sessions: server-side, in the durable Redis (losing one logs its user out).
+SESSION_TTL = 3600  # default of TRADERUNNER_DASHBOARD_SESSION_TTL; sliding, refreshed per request
+SESSION_MAX_AGE = 12 * 3600  # default of TRADERUNNER_DASHBOARD_SESSION_MAX_AGE
+USER_SESSIONS_TTL = SESSION_MAX_AGE + SESSION_TTL  # no session of the index outlives it
+
 # Cache role: everything there can be rebuilt from the store, and the server evicts LRU.
 LATEST_FILL_LOCK_TTL = 2  # one loader per missing latest candle
 CACHE_FILL_LOCK_TTL = 15  # one loader per missing series, refreshed while it loads
@@ -120,7 +125,7 @@ SCHEMA: tuple[KeySpec, ...] = (
         "prefix",
         "durable",
         "namespace of one cluster-wide rate limiter (limits' RedisStorage key_prefix); "
-        "holds only its ratelimit_quota keys",
+        "holds only its ratelimit_quota and ratelimit_subject keys",
     ),
     KeySpec(
         "ratelimit_quota",
@@ -130,6 +135,33 @@ SCHEMA: tuple[KeySpec, ...] = (
         "moving window of one quota: a timestamp per unit of cost granted, trimmed to the "
         "limit; TTL = the quota's window (at most the value shown), refreshed by every grant",
         ttl=RATELIMIT_MAX_TTL,
+    ),
+    KeySpec(
+        "ratelimit_subject",
+        "ratelimit:{name}:{quota}:{subject}",
+        "list",
+        "durable",
+        "the same moving window kept per subject (a user name, a client address) for a "
+        "limiter that limits each subject on its own (the dashboard's failed logins)",
+        ttl=RATELIMIT_MAX_TTL,
+    ),
+    KeySpec(
+        "session",
+        "session:{session_id}",
+        "hash",
+        "durable",
+        "one dashboard login: user, admin, created, last_seen, address, csrf token; the "
+        "cookie holds only the signed id; TTL sliding (the session TTL, renewed per request)",
+        ttl_setting="dashboard_session_ttl",
+    ),
+    KeySpec(
+        "user_sessions",
+        "sessions:{user}",
+        "set",
+        "durable",
+        "ids of one user's sessions, so a password change and `user remove` end them at "
+        "once; set by each login (no session outlives it)",
+        ttl_text="`TRADERUNNER_DASHBOARD_SESSION_MAX_AGE` + `_SESSION_TTL` (default 46800)",
     ),
     KeySpec(
         "latest_candle",
@@ -334,6 +366,17 @@ class Keys:
 
     def ratelimit_quota(self, name: str, quota: str) -> str:
         return self._key("ratelimit_quota", name=name, quota=quota)
+
+    def ratelimit_subject(self, name: str, quota: str, subject: str) -> str:
+        return self._key("ratelimit_subject", name=name, quota=quota, subject=subject)
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    def session(self, session_id: str) -> str:
+        return self._key("session", session_id=session_id)
+
+    def user_sessions(self, user: str) -> str:
+        return self._key("user_sessions", user=user)
 
     def latest_candle(self, symbol: str, timeframe: str) -> str:
         return self._key("latest_candle", symbol=symbol, timeframe=timeframe)

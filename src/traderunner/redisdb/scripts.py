@@ -35,3 +35,13 @@ if ARGV[3] ~= '1' and redis.call('exists', KEYS[1]) == 1 then return 1 end
 if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end
 return 0
 """
+#: KEYS[1] a hash, ARGV[1] a field, ARGV[2] its new value, ARGV[3] the new TTL in seconds.
+#: When the hash exists: set the field, renew the TTL and return the whole hash (HGETALL's
+#: flat list); when it does not, return nil and create nothing (a session that was ended
+#: while a request was under way stays ended).
+TOUCH_HASH_IF_EXISTS = (
+    "if redis.call('exists', KEYS[1]) == 0 then return false end "
+    "redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) "
+    "redis.call('expire', KEYS[1], ARGV[3]) "
+    "return redis.call('hgetall', KEYS[1])"
+)

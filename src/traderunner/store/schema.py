@@ -27,6 +27,12 @@ table              what it holds
 ``job_results``    what a job produced that is not a run: a sweep chunk's rows (a Parquet blob
                    in ``data``, dropped when its sweep's run is written), a no-op's echo;
                    keyed by job id, insert-if-absent.
+``users``          one row per dashboard user: name (lower case, the key), an argon2 password
+                   hash (never the password), admin flag, created / password-changed / last
+                   login times (``store/users.py``).
+``logins``         one row per login attempt, successful or not: when, the name given, the
+                   client address, the outcome (``ok``, ``bad_password``, ``unknown_user``,
+                   ``limited``) and the browser's user agent. Kept when a user is removed.
 =================  ============================================================================
 
 This module is the live schema the repositories use. Every change to it comes with a migration
@@ -143,4 +149,27 @@ job_results = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+logins = sa.Table(
+    "logins",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # The name as given (it may be no user's): not a foreign key, so the record survives.
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("user_agent", sa.String(256), nullable=False),
 )

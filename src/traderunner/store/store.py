@@ -18,6 +18,7 @@ one-line :class:`~traderunner.errors.StoreError` whose URL has its password mask
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,8 +75,9 @@ class Store:
     """The system of record. Build it with :meth:`connect`; close it with :meth:`close`.
 
     ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
-    (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps) and ``jobs``
-    (:class:`~traderunner.store.jobs.JobRepository`) are the repositories. A Store is
+    (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps), ``jobs``
+    (:class:`~traderunner.store.jobs.JobRepository`) and ``users``
+    (:class:`~traderunner.store.users.UserRepository`) are the repositories. A Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
@@ -84,12 +86,14 @@ class Store:
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
         from traderunner.store.runs import RunRepository
+        from traderunner.store.users import UserRepository
 
         self.engine = engine
         self.url = url
         self.candles = CandleRepository(self)
         self.runs = RunRepository(self)
         self.jobs = JobRepository(self)
+        self.users = UserRepository(self)
 
     @classmethod
     def connect(cls, url: str | URL, **engine_kwargs: Any) -> Store:
@@ -113,8 +117,7 @@ class Store:
         if is_sqlite:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            with engine.connect():
-                pass
+            _first_connect(engine, is_sqlite)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             engine.dispose()
             raise StoreError(
@@ -188,6 +191,20 @@ class Store:
             f"the store at {mask_url(self.url)} failed to {action}: "
             f"{_scrub(_first_line(exc), self.url)}; check the database server and its disk"
         )
+
+
+def _first_connect(engine: Engine, is_sqlite: bool, attempts: int = 8) -> None:
+    """Open one connection. On SQLite, ``PRAGMA journal_mode = WAL`` can answer "database is
+    locked" at once (no busy wait) while another process migrates a new store: try again."""
+    for attempt in range(attempts):
+        try:
+            with engine.connect():
+                return
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            locked = is_sqlite and "database is locked" in str(exc)
+            if not locked or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _make_parent_folder(url: URL, where: str) -> None:

@@ -191,3 +191,27 @@ def test_limiter_from_settings_uses_the_eodhd_quotas(redis_pair: RedisPair, tmp_
     # The same settings in another process see the same quota.
     assert _usage(limiter_from_settings(settings))["day"].used == 5
     assert "***" in repr(limiter) and redis_pair.durable.password not in repr(limiter)
+
+
+def test_each_subject_has_its_own_windows(redis_pair: RedisPair, tmp_path: Path) -> None:
+    prefix = redis_pair.settings(tmp_path).redis_prefix
+    limiter = RateLimiter(
+        redis_pair.durable.url, name="login-user", quotas=[Quota(2, 60, "failures")], prefix=prefix
+    )
+    assert limiter.try_acquire(subject="ana") and limiter.try_acquire(subject="ana")
+    assert not limiter.try_acquire(subject="ana")
+    assert limiter.try_acquire(subject="bo")  # another subject, its own window
+    assert limiter.try_acquire()  # and the limiter's own (subject-less) window is apart
+    assert [u.used for u in limiter.usage(subject="ana")] == [2]
+    assert [u.used for u in limiter.usage(subject="bo")] == [1]
+    client = redis.Redis.from_url(redis_pair.durable.url)
+    key = Keys(prefix).ratelimit_subject("login-user", "failures", "ana")
+    assert client.llen(key) == 2 and 0 < client.ttl(key) <= 60
+    limiter.reset(subject="ana")  # only ana's window
+    assert not client.exists(key)
+    assert [u.used for u in limiter.usage(subject="bo")] == [1]
+    assert limiter.try_acquire(subject="::1")  # an IPv6 address is a subject too
+    for bad in ("", "a b", "x" * 129, "ana/1"):
+        with pytest.raises(QuotaError, match="subject"):
+            limiter.try_acquire(subject=bad)
+    client.close()

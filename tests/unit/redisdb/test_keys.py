@@ -28,6 +28,13 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("worker", {"node": "w1@host"}, "tr:worker:w1@host"),
     ("ratelimit", {"name": "eodhd"}, "tr:ratelimit:eodhd"),
     ("ratelimit_quota", {"name": "eodhd", "quota": "day"}, "tr:ratelimit:eodhd:day"),
+    (
+        "ratelimit_subject",
+        {"name": "login", "quota": "user", "subject": "ana"},
+        "tr:ratelimit:login:user:ana",
+    ),
+    ("session", {"session_id": "s1d"}, "tr:session:s1d"),
+    ("user_sessions", {"user": "ana"}, "tr:sessions:ana"),
     ("latest_candle", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:candle:AAPL.US:M5"),
     ("latest_candles", {}, "tr:candle:"),
     ("candle_series", {"symbol": "AAPL", "timeframe": "D1", "version": 7}, "tr:series:AAPL:D1:v7"),

@@ -1,0 +1,1 @@
+"""What the pages read, as frozen values: one module per area (system, market data)."""
