@@ -4,7 +4,7 @@
 
     from traderunner.store import Store
     store = Store.connect("sqlite:///traderunner.db")     # creates missing tables
-    store.candles.upsert(candles)                          # -> rows written; bumps the version
+    store.candles.upsert(candles)                          # -> SeriesWrite: new/append/rewrite
     store.candles.load("AAPL", Timeframe.M5, start_ns, end_ns)   # -> CandleArrays
     store.candles.list_series()                            # -> [SeriesInfo, ...]
     store.results.save(result.to_dict(curve=True), result_id=job_id)
@@ -13,7 +13,7 @@
 SQLAlchemy 2 Core only (no ORM). The pure layers (domain, strategies, engine) never import it.
 """
 
-from traderunner.store.candles import CandleRepository, SeriesInfo
+from traderunner.store.candles import CandleRepository, SeriesInfo, SeriesWrite
 from traderunner.store.results import ResultRepository
 from traderunner.store.store import Store, mask_url, normalize_url
 
@@ -21,6 +21,7 @@ __all__ = [
     "CandleRepository",
     "ResultRepository",
     "SeriesInfo",
+    "SeriesWrite",
     "Store",
     "mask_url",
     "normalize_url",

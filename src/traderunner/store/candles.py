@@ -5,18 +5,35 @@ The conversion is exact (``ns = s * 1_000_000_000``) and :meth:`CandleRepository
 refuses sub-second timestamps rather than silently rounding them.
 
 Writes are bulk: plain tuples through the driver's ``executemany`` with the dialect's
-``INSERT ... ON CONFLICT DO UPDATE`` on SQLite, and ``COPY`` into a temporary table followed by
-one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` on PostgreSQL. Reads fetch tuples and build
-the NumPy columns in one pass.
+``INSERT ... ON CONFLICT`` on SQLite (and for small writes on PostgreSQL), and ``COPY`` into
+a temporary table followed by ``INSERT ... SELECT ... ON CONFLICT`` on PostgreSQL. Reads fetch
+tuples and build the NumPy columns in one pass.
+
+The series row is maintained incrementally, never recounted: a write first inserts the bars
+whose timestamps are new (``ON CONFLICT DO NOTHING``, whose row count is exactly how many were
+new), then replaces, among the bars at or before the stored last one, those whose values differ
+(its row count is how many changed). From those two counts and the row as it was, the new count,
+range, version and generation follow, so appending one bar costs a few index lookups whatever
+the size of the series. Writers of one series queue up on a lock (SQLite has one writer; on
+PostgreSQL a transaction-level advisory lock per series), so the row they read is the row as
+it is.
+
+Version and generation (see :class:`SeriesInfo`): the *version* grows with every write that
+changed a bar; the *generation* changes only when a write replaced stored bars or inserted
+bars before the last one. Within one generation the series therefore only ever grows at its
+end, and bars ``[0, count)`` of a generation never change: the series cache keys its copies by
+the generation and extends them on append.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import sqlalchemy as sa
@@ -35,20 +52,33 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 # Rows per executemany / COPY batch: bounds the memory of the tuple lists for huge imports.
 CHUNK_ROWS = 200_000
+# PostgreSQL: below this many bars, executemany beats COPY's staging-table round trips.
+COPY_FROM_ROWS = 1000
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 _SYNTHETIC = "synthetic"
 MAX_SYMBOL_LENGTH = 64  # the width of the symbol columns
 _REFUSED_HINT = "every bar needs low <= high, fix the data (read_candle_file reports the bad row)"
+# The two-key advisory lock space of series writers on PostgreSQL ("tr" "se"); the single
+# 64-bit key space (the migration lock) does not overlap it.
+_PG_SERIES_LOCKS = 0x7472_7365
+
+WriteKind = Literal["new", "append", "rewrite", "unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesInfo:
     """What the store holds for one ``(symbol, timeframe)``.
 
-    ``first_ns``/``last_ns`` are bar open times (ns since the epoch, UTC); ``version`` starts at
-    1 and grows by one with every write to the series; ``source`` is where the bars came from
-    (``synthetic`` data is always labelled so; a series mixing sources lists them all,
-    ``synthetic`` first, joined by ``+``).
+    ``first_ns``/``last_ns`` are bar open times (ns since the epoch, UTC); ``source`` is where
+    the bars came from (``synthetic`` data is always labelled so; a series mixing sources
+    lists them all, ``synthetic`` first, joined by ``+``).
+
+    ``version`` starts at 1 and grows by one with every write that changed the series (new
+    bars or new values; writing bars identical to the stored ones changes nothing).
+    ``generation`` is an opaque number that changes only when stored bars were replaced by
+    different values or bars were inserted before the last one (and is new for every series
+    created, even one deleted and imported again): between two changes of the generation the
+    series only grows at its end. It is what keys the series cache.
     """
 
     symbol: str
@@ -58,6 +88,7 @@ class SeriesInfo:
     first_ns: int
     last_ns: int
     version: int
+    generation: int
 
     @property
     def first(self) -> datetime:
@@ -70,36 +101,81 @@ class SeriesInfo:
         return datetime.fromtimestamp(self.last_ns // NS, tz=UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesWrite:
+    """What one :meth:`CandleRepository.upsert` did to its series.
+
+    ``kind``: ``new`` (the series did not exist), ``append`` (every new bar is after the last
+    stored one and no stored bar changed: same generation), ``rewrite`` (stored bars changed
+    or bars were inserted before the last one: a new generation), ``unchanged`` (every bar
+    was already stored with these values: the series row is untouched).
+    ``bars`` were given (all are stored as given), ``inserted`` of them had new timestamps,
+    ``changed`` replaced stored bars with different values. ``previous`` is the series before
+    the write (None when new), ``series`` after it (None only for an empty write to a series
+    that does not exist).
+    """
+
+    kind: WriteKind
+    bars: int
+    inserted: int
+    changed: int
+    previous: SeriesInfo | None
+    series: SeriesInfo | None
+
+    @property
+    def appended(self) -> int:
+        """Bars added after the previous last bar (0 unless ``kind`` is new or append)."""
+        if self.kind == "new":
+            return self.inserted
+        return self.inserted if self.kind == "append" else 0
+
+
 class CandleRepository:
-    """``store.candles``: upsert, load and list candle series."""
+    """``store.candles``: upsert, load, list and delete candle series."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
     # ----------------------------------------------------------------- writes
-    def upsert(self, candles: CandleArrays) -> int:
-        """Insert or replace ``candles``' bars in one transaction; returns the rows written.
+    def upsert(self, candles: CandleArrays) -> SeriesWrite:
+        """Insert or replace ``candles``' bars in one transaction; says what it did.
 
         Bars with a timestamp already stored for the symbol and timeframe are replaced. The
-        series row (count, range, source) is refreshed and its version bumped in the same
-        transaction, so a failure leaves both candles and series exactly as they were.
-        Empty input writes nothing and returns 0. Raises DataRangeError for candles without
-        a symbol or timeframe, unordered or sub-second timestamps, or non-finite values.
+        series row (count, range, source, version, generation; see the module docstring) is
+        brought up to date in the same transaction, without rescanning the series, so a
+        failure leaves both candles and series exactly as they were. Empty input writes
+        nothing. Raises DataRangeError for candles without a symbol or timeframe, unordered
+        or sub-second timestamps, or non-finite values.
         """
         symbol, timeframe = _check_candles(candles)
         n = len(candles)
         if n == 0:
-            return 0
+            info = self.series(symbol, timeframe)
+            return SeriesWrite("unchanged", 0, 0, 0, info, info)
         ts_s = candles.ts // NS
         source = candles.source.strip() or "unknown"
         action = f"write {n} {timeframe.value} candles for {symbol!r}"
         with self._store.transaction(action, refused_hint=_REFUSED_HINT) as c:
-            if c.dialect.name == "postgresql":
-                _copy_upsert_postgres(c, symbol, timeframe.value, ts_s, candles)
-            else:
-                _executemany_upsert(c, symbol, timeframe.value, ts_s, candles)
-            _refresh_series(c, symbol, timeframe.value, source, n)
-        return n
+            return _write(c, symbol, timeframe, ts_s, candles, source)
+
+    def delete(self, symbol: str, timeframe: Timeframe) -> SeriesInfo:
+        """Delete every bar of ``symbol`` at ``timeframe`` and its series row, in one transaction.
+
+        Returns the series as it was. DataRangeError (listing what the store holds) when
+        there is no such series; nothing is deleted then.
+        """
+        tf = Timeframe.parse(timeframe)
+        with self._store.transaction(f"delete the {tf.value} candles of {symbol!r}") as c:
+            _lock_series(c, symbol, tf.value)
+            info = _series_row(c, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(_unknown_series_message(c, symbol, tf))
+            cd, s = candles_table.c, series_table.c
+            c.execute(
+                candles_table.delete().where((cd.symbol == symbol) & (cd.timeframe == tf.value))
+            )
+            c.execute(series_table.delete().where((s.symbol == symbol) & (s.timeframe == tf.value)))
+        return info
 
     # ------------------------------------------------------------------ reads
     def load(
@@ -112,30 +188,49 @@ class CandleRepository:
         """The stored bars of ``symbol`` whose open time is in ``[start_ns, end_ns]``.
 
         Either bound may be None (unbounded). The result carries the series' source label and
-        ``meta={"version": ...}``. An unknown symbol/timeframe raises DataRangeError listing
-        what the store holds; a range with no bars raises DataRangeError naming the range
-        that exists.
+        ``meta={"version": ..., "generation": ...}``, read in the same snapshot as the bars.
+        An unknown symbol/timeframe raises DataRangeError listing what the store holds; a
+        range with no bars raises DataRangeError naming the range that exists.
         """
         tf = Timeframe.parse(timeframe)
         if start_ns is not None and end_ns is not None and start_ns > end_ns:
             raise DataRangeError(
                 f"start {_iso(start_ns)} is after end {_iso(end_ns)}: swap the two bounds"
             )
-        with self._store.transaction(f"read {tf.value} candles for {symbol!r}") as conn:
-            # Series first, bars second: a write in between can only pair newer bars with an
-            # older version (a cache keyed by it then refetches), never the reverse.
-            info = _series_row(conn, symbol, tf.value)
-            if info is None:
-                raise DataRangeError(_unknown_series_message(conn, symbol, tf))
-            columns = _fetch_columns(conn, symbol, tf.value, start_ns, end_ns)
-        if len(columns[0]) == 0:
+        info, bars = self._read(symbol, tf, start_ns, end_ns)
+        if len(bars) == 0:
             raise DataRangeError(
                 f"no {tf.value} candles for {symbol!r} {_describe_range(start_ns, end_ns)}; "
                 f"the store has {_iso(info.first_ns)} to {_iso(info.last_ns)} "
                 f"({info.count} bars): choose a period inside it"
             )
+        return bars
+
+    def load_after(
+        self, symbol: str, timeframe: Timeframe, after_ns: int | None
+    ) -> tuple[SeriesInfo, CandleArrays]:
+        """The series row and its bars opening strictly after ``after_ns`` (all if None).
+
+        Both are read in one snapshot, so ``info.count`` counts exactly the bars the series
+        had when these were read; the bars may be none. This is how a cached copy is
+        extended with what was appended since. DataRangeError for an unknown series.
+        """
+        tf = Timeframe.parse(timeframe)
+        start = None if after_ns is None else int(after_ns) + 1
+        return self._read(symbol, tf, start, None)
+
+    def _read(
+        self, symbol: str, tf: Timeframe, start_ns: int | None, end_ns: int | None
+    ) -> tuple[SeriesInfo, CandleArrays]:
+        with self._store.transaction(
+            f"read {tf.value} candles for {symbol!r}", snapshot=True
+        ) as conn:
+            info = _series_row(conn, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(_unknown_series_message(conn, symbol, tf))
+            columns = _fetch_columns(conn, symbol, tf.value, start_ns, end_ns)
         ts, open_, high, low, close, volume = columns
-        return CandleArrays(
+        return info, CandleArrays(
             ts=ts,
             open=open_,
             high=high,
@@ -145,7 +240,7 @@ class CandleRepository:
             symbol=symbol,
             timeframe=tf,
             source=info.source,
-            meta={"version": info.version},
+            meta=series_meta(info),
         )
 
     def list_series(self) -> list[SeriesInfo]:
@@ -162,18 +257,27 @@ class CandleRepository:
         with self._store.transaction(f"read the {tf.value} series of {symbol!r}") as conn:
             return _series_row(conn, symbol, tf.value)
 
+    def require(self, symbol: str, timeframe: Timeframe) -> SeriesInfo:
+        """The summary of one series; DataRangeError listing what the store holds if none."""
+        tf = Timeframe.parse(timeframe)
+        with self._store.transaction(f"read the {tf.value} series of {symbol!r}") as conn:
+            info = _series_row(conn, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(_unknown_series_message(conn, symbol, tf))
+        return info
+
     def last(self, symbol: str, timeframe: Timeframe) -> CandleArrays | None:
         """The newest stored bar of ``symbol`` as a one-bar CandleArrays, or None if none.
 
         One indexed query (``ORDER BY ts DESC LIMIT 1`` on the primary key, joined to the
-        series row for the source label and ``meta={"version": ...}``).
+        series row for the source label and ``meta={"version": ..., "generation": ...}``).
         """
         tf = Timeframe.parse(timeframe)
         with self._store.transaction(f"read the last {tf.value} bar of {symbol!r}") as conn:
             row = conn.execute(_LAST_BAR, {"symbol": symbol, "timeframe": tf.value}).one_or_none()
         if row is None:
             return None
-        ts, open_, high, low, close, volume, source, version = tuple(row)
+        ts, open_, high, low, close, volume, source, version, generation = tuple(row)
         return CandleArrays(
             ts=np.array([int(ts) * NS], dtype=np.int64),
             open=np.array([open_], dtype=np.float64),
@@ -184,8 +288,13 @@ class CandleRepository:
             symbol=symbol,
             timeframe=tf,
             source=source,
-            meta={"version": int(version)},
+            meta={"version": int(version), "generation": int(generation)},
         )
+
+
+def series_meta(info: SeriesInfo) -> dict[str, Any]:
+    """The ``meta`` of bars read from the series ``info``: its version and generation."""
+    return {"version": info.version, "generation": info.generation}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -196,6 +305,7 @@ _LAST_BAR = (
         *(candles_table.c[name] for name in _PRICE_COLUMNS),
         series_table.c.source,
         series_table.c.version,
+        series_table.c.generation,
     )
     .join(
         series_table,
@@ -293,22 +403,204 @@ def _on_conflict_replace(stmt: Any) -> Any:
     )
 
 
-def _executemany_upsert(
-    conn: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
-) -> None:
-    stmt = _on_conflict_replace(sqlite.insert(candles_table))
-    compiled = stmt.compile(dialect=conn.dialect)
-    # The driver gets positional tuples, so their order must be the statement's bind order.
-    assert tuple(compiled.positiontup or ()) == _ROW_ORDER, compiled.positiontup
-    sql = str(compiled)
-    for rows in _row_chunks(symbol, timeframe, ts_s, candles):
-        conn.exec_driver_sql(sql, rows)
+def _write(
+    c: Connection,
+    symbol: str,
+    tf: Timeframe,
+    ts_s: np.ndarray,
+    candles: CandleArrays,
+    source: str,
+) -> SeriesWrite:
+    """The body of :meth:`CandleRepository.upsert`, inside its transaction."""
+    n = len(ts_s)
+    timeframe = tf.value
+    _lock_series(c, symbol, timeframe)
+    rows = _Rows(c, symbol, timeframe, ts_s, candles)
+    try:
+        # First: the bars whose timestamps are new. The row count is exact, and on SQLite
+        # this statement also takes the write lock, so the series row read next is current.
+        inserted = rows.insert_new()
+        previous = _series_row(c, symbol, timeframe)
+        changed = 0
+        if previous is not None:
+            last_s = previous.last_ns // NS
+            overlap = int(np.searchsorted(ts_s, last_s, side="right"))
+            if overlap:
+                # Only bars at or before the stored last one can have replaced anything.
+                changed = rows.replace_changed(overlap, last_s)
+    finally:
+        rows.close()
+    now = datetime.now(UTC)
+    s = series_table
+    if previous is None:
+        count, first_s, last_s = n, int(ts_s[0]), int(ts_s[-1])
+        if inserted != n:  # bars stored without a series row (written by hand): count them
+            count, first_s, last_s = _recount(c, symbol, timeframe)
+        info = SeriesInfo(
+            symbol, tf, source[:64], count, first_s * NS, last_s * NS, 1, _new_generation(None)
+        )
+        c.execute(s.insert().values(**_row_values(info), updated_at=now))
+        return SeriesWrite("new", n, inserted, 0, None, info)
+    tail = n - int(np.searchsorted(ts_s, previous.last_ns // NS, side="right"))
+    if inserted == 0 and changed == 0:
+        return SeriesWrite("unchanged", n, 0, 0, previous, previous)
+    count = previous.count + inserted
+    # Some stored bars are not from this write: the series now mixes both sources.
+    label = source[:64] if count == n else _merge_sources(previous.source, source)[:64]
+    rewrite = changed > 0 or inserted > tail
+    info = SeriesInfo(
+        symbol,
+        tf,
+        label,
+        count,
+        min(previous.first_ns, int(ts_s[0]) * NS),
+        max(previous.last_ns, int(ts_s[-1]) * NS),
+        previous.version + 1,
+        _new_generation(previous.generation) if rewrite else previous.generation,
+    )
+    values = _row_values(info)
+    del values["symbol"], values["timeframe"]
+    c.execute(
+        s.update()
+        .where((s.c.symbol == symbol) & (s.c.timeframe == timeframe))
+        .values(**values, updated_at=now)
+    )
+    return SeriesWrite("rewrite" if rewrite else "append", n, inserted, changed, previous, info)
+
+
+def _row_values(info: SeriesInfo) -> dict[str, Any]:
+    return {
+        "symbol": info.symbol,
+        "timeframe": info.timeframe.value,
+        "source": info.source,
+        "count": info.count,
+        "first_ts": info.first_ns // NS,
+        "last_ts": info.last_ns // NS,
+        "version": info.version,
+        "generation": info.generation,
+    }
+
+
+def _new_generation(old: int | None) -> int:
+    # Random, not old + 1: a series deleted and imported again must not reuse a generation
+    # whose cached copy may still exist somewhere. 53 bits stay exact in JSON numbers.
+    while True:
+        found = secrets.randbits(53)
+        if found != old and found > 0:
+            return found
+
+
+def _lock_series(c: Connection, symbol: str, timeframe: str) -> None:
+    """Writers of one series queue up here (PostgreSQL; SQLite has a single writer anyway).
+
+    Taken before anything is read, so the series row each writer reads is the one the
+    previous writer committed. A row lock would not do: a new series has no row to lock.
+    """
+    if c.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{symbol}\0{timeframe}".encode(), digest_size=4).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    c.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(%(space)s, %(key)s)",
+        {"space": _PG_SERIES_LOCKS, "key": key},
+    )
+
+
+def _recount(c: Connection, symbol: str, timeframe: str) -> tuple[int, int, int]:
+    cd = candles_table.c
+    count, first_ts, last_ts = c.execute(
+        sa.select(sa.func.count(), sa.func.min(cd.ts), sa.func.max(cd.ts)).where(
+            (cd.symbol == symbol) & (cd.timeframe == timeframe)
+        )
+    ).one()
+    return int(count), int(first_ts), int(last_ts)
 
 
 _STAGE = "_tr_candles_stage"
+_KEY = ["symbol", "timeframe", "ts"]
 
 
-def _copy_upsert_postgres(
+class _Rows:
+    """The bars of one write, sent the way the dialect takes them fastest.
+
+    SQLite, and PostgreSQL below ``COPY_FROM_ROWS`` bars: ``executemany`` of tuples (dicts
+    for psycopg's named parameters) through the driver's cursor, whose row count sums over
+    the rows. Bigger PostgreSQL writes: one binary ``COPY`` into a temporary table, then
+    ``INSERT ... SELECT`` from it.
+    """
+
+    def __init__(
+        self, c: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
+    ) -> None:
+        self.c = c
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.ts_s = ts_s
+        self.candles = candles
+        self.pg = c.dialect.name == "postgresql"
+        self.staged = self.pg and len(ts_s) >= COPY_FROM_ROWS
+        self._cursor: Any = None
+        if self.staged:
+            _copy_to_stage(c, symbol, timeframe, ts_s, candles)
+
+    def insert_new(self) -> int:
+        """Insert the bars whose timestamps are not stored; how many that were."""
+        insert = postgresql.insert if self.pg else sqlite.insert
+        if self.staged:
+            stmt = insert(candles_table).from_select(list(_ROW_ORDER), sa.select(_stage()))
+            return self._count(stmt.on_conflict_do_nothing(index_elements=_KEY))
+        return self._executemany(insert(candles_table).on_conflict_do_nothing(index_elements=_KEY))
+
+    def replace_changed(self, upto: int, last_s: int) -> int:
+        """Replace stored bars among the first ``upto`` (ts <= ``last_s``) whose values differ;
+        how many were replaced."""
+        if self.staged:
+            stage = _stage()
+            source = sa.select(stage).where(stage.c.ts <= last_s)
+            stmt = postgresql.insert(candles_table).from_select(list(_ROW_ORDER), source)
+            return self._count(_on_conflict_replace(stmt))
+        insert = postgresql.insert if self.pg else sqlite.insert
+        return self._executemany(_on_conflict_replace(insert(candles_table)), upto)
+
+    def _count(self, stmt: Any) -> int:
+        """Run one statement; the rows it wrote (SQLAlchemy keeps INSERT counts only if asked)."""
+        return int(self.c.execute(stmt.execution_options(preserve_rowcount=True)).rowcount)
+
+    def _executemany(self, stmt: Any, upto: int | None = None) -> int:
+        compiled = stmt.compile(dialect=self.c.dialect, column_keys=list(_ROW_ORDER))
+        sql = str(compiled)
+        if self.pg:
+            # psycopg takes named parameters; the statement's names are the column names.
+            assert set(compiled.binds) == set(_ROW_ORDER), sorted(compiled.binds)
+        else:
+            # The driver gets positional tuples, so their order must be the statement's.
+            assert tuple(compiled.positiontup or ()) == _ROW_ORDER, compiled.positiontup
+        if self._cursor is None:
+            self._cursor = self.c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = self._cursor
+        ts_s, candles = self.ts_s, self.candles
+        if upto is not None:
+            ts_s, candles = ts_s[:upto], candles.slice(0, upto)
+        total = 0
+        for chunk in _row_chunks(self.symbol, self.timeframe, ts_s, candles):
+            if self.pg:
+                cursor.executemany(sql, [dict(zip(_ROW_ORDER, row, strict=True)) for row in chunk])
+            else:
+                cursor.executemany(sql, chunk)
+            total += max(int(cursor.rowcount), 0)
+        return total
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+
+
+def _stage() -> Any:
+    return sa.table(_STAGE, *(sa.column(name) for name in _ROW_ORDER))
+
+
+def _copy_to_stage(
     conn: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
 ) -> None:
     conn.exec_driver_sql(
@@ -327,52 +619,6 @@ def _copy_upsert_postgres(
                     copy.write_row(row)
     finally:
         cursor.close()
-    stage = sa.table(_STAGE, *(sa.column(name) for name in _ROW_ORDER))
-    stmt = postgresql.insert(candles_table).from_select(list(_ROW_ORDER), sa.select(stage))
-    conn.execute(_on_conflict_replace(stmt))
-
-
-def _refresh_series(conn: Connection, symbol: str, timeframe: str, source: str, n: int) -> None:
-    s = series_table
-    key = (s.c.symbol == symbol) & (s.c.timeframe == timeframe)
-    # Locks the series row on PostgreSQL so concurrent writers of one series queue up here,
-    # and the count below then sees every committed bar. SQLite has one writer anyway.
-    old = conn.execute(sa.select(s.c.source).where(key).with_for_update()).scalar_one_or_none()
-    c = candles_table
-    count, first_ts, last_ts = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(c.c.ts), sa.func.max(c.c.ts)).where(
-            (c.c.symbol == symbol) & (c.c.timeframe == timeframe)
-        )
-    ).one()
-    label = source[:64]
-    if old is not None and int(count) > n:
-        # Some earlier bars survived this write: the series now mixes both sources.
-        label = _merge_sources(old, source)[:64]
-    now = datetime.now(UTC)
-    values = {
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "source": label,
-        "count": int(count),
-        "first_ts": int(first_ts),
-        "last_ts": int(last_ts),
-        "version": 1,
-        "updated_at": now,
-    }
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(s).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["symbol", "timeframe"],
-        set_={
-            "source": stmt.excluded.source,
-            "count": stmt.excluded.count,
-            "first_ts": stmt.excluded.first_ts,
-            "last_ts": stmt.excluded.last_ts,
-            "version": s.c.version + 1,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    conn.execute(stmt)
 
 
 def _merge_sources(old: str, new: str) -> str:
@@ -424,6 +670,7 @@ def _info(row: sa.Row[Any]) -> SeriesInfo:
         first_ns=int(m["first_ts"]) * NS,
         last_ns=int(m["last_ts"]) * NS,
         version=int(m["version"]),
+        generation=int(m["generation"]),
     )
 
 
