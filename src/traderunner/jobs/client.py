@@ -60,7 +60,7 @@ class JobClient:
         check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
         own_store = store is None
         client = cls(
-            store or Store.connect(settings.resolved_store_url),
+            store or Store.from_settings(settings),
             durable,
             Keys(settings.redis_prefix),
             make_celery(settings, broker_url=urls.durable),
