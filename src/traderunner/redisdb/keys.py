@@ -128,12 +128,13 @@ SCHEMA: tuple[KeySpec, ...] = (
     ),
     KeySpec(
         "candle_series",
-        "series:{symbol}:{timeframe}:v{version}",
+        "series:{symbol}:{timeframe}:g{generation}",
         "string",
         CANDLE_SERIES_TTL,
         "cache",
-        "a whole stored series as binary columns, keyed by the store's series version (an "
-        "import makes a new version, so a new key; old ones expire)",
+        "a whole stored series as binary rows, keyed by the store's series generation: an "
+        "append extends the value (APPEND), a rewrite of stored bars makes a new generation, "
+        "so a new key (old ones expire); TTL refreshed by every append",
     ),
     KeySpec(
         "strategy_config",
@@ -226,8 +227,8 @@ class Keys:
         """Prefix of every latest-candle key (for CLIENT TRACKING BCAST PREFIX)."""
         return f"{self.prefix}candle:"
 
-    def candle_series(self, symbol: str, timeframe: str, version: int | str) -> str:
-        return f"{self.prefix}series:{symbol}:{timeframe}:v{version}"
+    def candle_series(self, symbol: str, timeframe: str, generation: int | str) -> str:
+        return f"{self.prefix}series:{symbol}:{timeframe}:g{generation}"
 
     def strategy_config(self, name: str) -> str:
         return f"{self.prefix}config:{name}"
