@@ -37,9 +37,13 @@ SymbolsOpt = Annotated[
     ),
 ]
 TimeframeOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.", rich_help_panel=_DATA
+        "--timeframe",
+        "-t",
+        help="Bar size: M1 M5 M15 M30 H1 H4 D1 (default M5; with --data, told from the file).",
+        rich_help_panel=_DATA,
+        show_default=False,
     ),
 ]
 FromOpt = Annotated[
@@ -202,23 +206,32 @@ def _job_symbols(
 def _prepare(
     ctx: typer.Context,
     strategy: str,
-    timeframe: str,
+    timeframe: str | None,
     start: str | None,
     end: str | None,
 ) -> tuple[common.State, type[Strategy], Any, Any]:
+    """State, strategy, timeframe (None: not given) and period, all checked."""
     from traderunner.domain.period import Period
 
     state = common.get_state(ctx)
-    tf = common.parse_timeframe(timeframe)
+    tf = common.parse_timeframe(timeframe) if timeframe is not None else None
     period = Period.parse(start, end)
     return state, state.strategy(strategy), tf, period
+
+
+def _timeframe_of(candles: dict[str, CandleArrays], given: Any) -> tuple[Any, str]:
+    """The timeframe the run used, and how it was chosen (for headers and JSON)."""
+    first = next(iter(candles.values()))
+    if first.meta.get("timeframe_inferred"):
+        return first.timeframe, f"told from {Path(str(first.meta['file'])).name}"
+    return first.timeframe, "given" if given is not None else "default"
 
 
 def backtest(
     ctx: typer.Context,
     strategy: StrategyArg,
     symbols: SymbolsOpt = None,
-    timeframe: TimeframeOpt = "M5",
+    timeframe: TimeframeOpt = None,
     start: FromOpt = None,
     end: ToOpt = None,
     param: ParamOpt = None,
@@ -265,6 +278,7 @@ def backtest(
         from traderunner.cli.jobs import submit_and_follow
         from traderunner.jobs import BacktestSpec
 
+        tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
         spec = BacktestSpec(
             cls.name,
             _job_symbols(state, symbols, data, tf),
@@ -281,6 +295,7 @@ def backtest(
     candles = common.load_market_data(
         state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
     )
+    tf, tf_how = _timeframe_of(candles, tf)
 
     from traderunner.engine import METRIC_NAMES, run_backtest
 
@@ -301,6 +316,8 @@ def backtest(
     synthetic = common.synthetic_symbols(sources)
     if json_output:
         payload = result.to_dict()
+        payload["timeframe"] = tf.value
+        payload["timeframe_from"] = tf_how
         if result_id is not None:
             payload["result_id"] = result_id
         common.print_json(payload)
@@ -309,7 +326,8 @@ def backtest(
 
     out = common.out_console()
     out.print(
-        f"[bold]{result.strategy}[/] {_params_text(result.params)}  {tf.value}  {period.describe()}"
+        f"[bold]{result.strategy}[/] {_params_text(result.params)}  {tf.value}"
+        f"{_how_text(tf_how)}  {period.describe()}"
     )
     out.print(
         "data: "
@@ -340,7 +358,7 @@ def sweep(
     ] = None,
     param: ParamOpt = None,
     symbols: SymbolsOpt = None,
-    timeframe: TimeframeOpt = "M5",
+    timeframe: TimeframeOpt = None,
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
@@ -410,6 +428,7 @@ def sweep(
         from traderunner.cli.jobs import submit_and_follow
         from traderunner.jobs import SweepSpec
 
+        tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
         spec = SweepSpec(
             cls.name,
             _job_symbols(state, symbols, data, tf),
@@ -426,6 +445,7 @@ def sweep(
     candles: dict[str, CandleArrays] = common.load_market_data(
         state, data_file=data, file_symbol=symbol, symbols=symbols, timeframe=tf, period=period
     )
+    tf, tf_how = _timeframe_of(candles, tf)
 
     with (
         common.stop_on_interrupt() as should_stop,
@@ -451,6 +471,8 @@ def sweep(
         common.print_json(
             {
                 "strategy": result.strategy,
+                "timeframe": tf.value,
+                "timeframe_from": tf_how,
                 "combinations": len(result.rows),
                 "skipped": result.skipped,
                 "elapsed_s": result.elapsed_s,
@@ -466,7 +488,8 @@ def sweep(
 
     out = common.out_console()
     out.print(
-        f"[bold]sweep {result.strategy}[/]  {', '.join(candles)}  {tf.value}  {period.describe()}"
+        f"[bold]sweep {result.strategy}[/]  {', '.join(candles)}  {tf.value}"
+        f"{_how_text(tf_how)}  {period.describe()}"
     )
     common.warn_synthetic(synthetic, console=out)
     shown = [sort, *(m for m in _SWEEP_METRICS if m != sort)]
@@ -478,6 +501,10 @@ def sweep(
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")
+
+
+def _how_text(how: str) -> str:
+    return f" ({how})" if how.startswith("told") else ""
 
 
 _SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "profit_factor")
