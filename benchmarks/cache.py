@@ -424,7 +424,8 @@ def run(quick: bool, tmp: Path) -> dict[str, Any]:
         )
         report["checks"].append({"check": "series from the cache == from the store", "ok": same})
         probe = connect(server.url, decode=False)
-        value = int(probe.strlen(keys.candle_series("BIG", "M5", 1)))
+        generation = int(warm.meta["generation"])
+        value = int(probe.strlen(keys.candle_series("BIG", "M5", generation)))
         probe.close()
         warm_s = statistics.median(warm_times)
         report["series"] = {

@@ -9,14 +9,14 @@ Writes are bulk: plain tuples through the driver's ``executemany`` with the dial
 a temporary table followed by ``INSERT ... SELECT ... ON CONFLICT`` on PostgreSQL. Reads fetch
 tuples and build the NumPy columns in one pass.
 
-The series row is maintained incrementally, never recounted: a write first inserts the bars
-whose timestamps are new (``ON CONFLICT DO NOTHING``, whose row count is exactly how many were
-new), then replaces, among the bars at or before the stored last one, those whose values differ
-(its row count is how many changed). From those two counts and the row as it was, the new count,
-range, version and generation follow, so appending one bar costs a few index lookups whatever
-the size of the series. Writers of one series queue up on a lock (SQLite has one writer; on
-PostgreSQL a transaction-level advisory lock per series), so the row they read is the row as
-it is.
+The series row is maintained incrementally, never recounted. A write takes the series' lock
+(SQLite ``BEGIN IMMEDIATE``; on PostgreSQL a transaction-level advisory lock per series) and
+reads the row, then splits its bars at the stored last one. Bars after it are all new:
+``INSERT ... ON CONFLICT DO NOTHING``. Bars at or before it go through one
+``ON CONFLICT DO UPDATE ... WHERE`` (the values differ) pass, whose row count is the new plus
+the changed ones, and the stored bars of their time range are counted before and after it to
+tell the two apart. So appending one bar costs a few index lookups whatever the size of the
+series, and a rewrite costs what it writes.
 
 Version and generation (see :class:`SeriesInfo`): the *version* grows with every write that
 changed a bar; the *generation* changes only when a write replaced stored bars or inserted
@@ -415,19 +415,25 @@ def _write(
     n = len(ts_s)
     timeframe = tf.value
     _lock_series(c, symbol, timeframe)
+    previous = _series_row(c, symbol, timeframe)  # current: we hold the series' lock
+    # Bars [0, split) are at or before the stored last one, bars [split, n) after it.
+    split = 0 if previous is None else int(np.searchsorted(ts_s, previous.last_ns // NS, "right"))
     rows = _Rows(c, symbol, timeframe, ts_s, candles)
+    inserted = changed = 0
     try:
-        # First: the bars whose timestamps are new. The row count is exact, and on SQLite
-        # this statement also takes the write lock, so the series row read next is current.
-        inserted = rows.insert_new()
-        previous = _series_row(c, symbol, timeframe)
-        changed = 0
-        if previous is not None:
-            last_s = previous.last_ns // NS
-            overlap = int(np.searchsorted(ts_s, last_s, side="right"))
-            if overlap:
-                # Only bars at or before the stored last one can have replaced anything.
-                changed = rows.replace_changed(overlap, last_s)
+        if split:
+            # Only these can replace anything. One upsert pass writes the new and the
+            # changed ones (its row count is both); counting the stored bars of their range
+            # before and after it tells the two apart. The range, never the whole series.
+            lo, hi = int(ts_s[0]), int(ts_s[split - 1])
+            before = _count_range(c, symbol, timeframe, lo, hi)
+            written = rows.replace_changed(split)
+            inserted = _count_range(c, symbol, timeframe, lo, hi) - before
+            changed = written - inserted
+        if split < n:
+            # After the last stored bar: every one is new (DO NOTHING guards a row written
+            # without a series row, by hand).
+            inserted += rows.insert_new(split)
     finally:
         rows.close()
     now = datetime.now(UTC)
@@ -441,7 +447,7 @@ def _write(
         )
         c.execute(s.insert().values(**_row_values(info), updated_at=now))
         return SeriesWrite("new", n, inserted, 0, None, info)
-    tail = n - int(np.searchsorted(ts_s, previous.last_ns // NS, side="right"))
+    tail = n - split
     if inserted == 0 and changed == 0:
         return SeriesWrite("unchanged", n, 0, 0, previous, previous)
     count = previous.count + inserted
@@ -491,11 +497,16 @@ def _new_generation(old: int | None) -> int:
 
 
 def _lock_series(c: Connection, symbol: str, timeframe: str) -> None:
-    """Writers of one series queue up here (PostgreSQL; SQLite has a single writer anyway).
+    """Writers of one series queue up here, before anything is read, so that the series row
+    each writer reads is the one the previous writer committed.
 
-    Taken before anything is read, so the series row each writer reads is the one the
-    previous writer committed. A row lock would not do: a new series has no row to lock.
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now (the driver would begin
+    only at the first INSERT, after the read). PostgreSQL: a transaction-level advisory lock
+    per series; a row lock would not do, a new series has no row to lock.
     """
+    if c.dialect.name == "sqlite":
+        c.exec_driver_sql("BEGIN IMMEDIATE")
+        return
     if c.dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"{symbol}\0{timeframe}".encode(), digest_size=4).digest()
@@ -503,6 +514,20 @@ def _lock_series(c: Connection, symbol: str, timeframe: str) -> None:
     c.exec_driver_sql(
         "SELECT pg_advisory_xact_lock(%(space)s, %(key)s)",
         {"space": _PG_SERIES_LOCKS, "key": key},
+    )
+
+
+def _count_range(c: Connection, symbol: str, timeframe: str, lo: int, hi: int) -> int:
+    cd = candles_table.c
+    return int(
+        c.execute(
+            sa.select(sa.func.count()).where(
+                (cd.symbol == symbol)
+                & (cd.timeframe == timeframe)
+                & (cd.ts >= lo)
+                & (cd.ts <= hi)
+            )
+        ).scalar_one()
     )
 
 
@@ -543,30 +568,34 @@ class _Rows:
         if self.staged:
             _copy_to_stage(c, symbol, timeframe, ts_s, candles)
 
-    def insert_new(self) -> int:
-        """Insert the bars whose timestamps are not stored; how many that were."""
+    def insert_new(self, start: int = 0) -> int:
+        """Insert bars ``[start, n)`` whose timestamps are not stored; how many that were."""
         insert = postgresql.insert if self.pg else sqlite.insert
         if self.staged:
-            stmt = insert(candles_table).from_select(list(_ROW_ORDER), sa.select(_stage()))
+            stage = _stage()
+            source = sa.select(stage)
+            if start:
+                source = source.where(stage.c.ts >= int(self.ts_s[start]))
+            stmt = insert(candles_table).from_select(list(_ROW_ORDER), source)
             return self._count(stmt.on_conflict_do_nothing(index_elements=_KEY))
-        return self._executemany(insert(candles_table).on_conflict_do_nothing(index_elements=_KEY))
+        stmt = insert(candles_table).on_conflict_do_nothing(index_elements=_KEY)
+        return self._executemany(stmt, start, len(self.ts_s))
 
-    def replace_changed(self, upto: int, last_s: int) -> int:
-        """Replace stored bars among the first ``upto`` (ts <= ``last_s``) whose values differ;
-        how many were replaced."""
+    def replace_changed(self, stop: int) -> int:
+        """Write bars ``[0, stop)`` that are new or differ from the stored ones; how many."""
         if self.staged:
             stage = _stage()
-            source = sa.select(stage).where(stage.c.ts <= last_s)
+            source = sa.select(stage).where(stage.c.ts <= int(self.ts_s[stop - 1]))
             stmt = postgresql.insert(candles_table).from_select(list(_ROW_ORDER), source)
             return self._count(_on_conflict_replace(stmt))
         insert = postgresql.insert if self.pg else sqlite.insert
-        return self._executemany(_on_conflict_replace(insert(candles_table)), upto)
+        return self._executemany(_on_conflict_replace(insert(candles_table)), 0, stop)
 
     def _count(self, stmt: Any) -> int:
         """Run one statement; the rows it wrote (SQLAlchemy keeps INSERT counts only if asked)."""
         return int(self.c.execute(stmt.execution_options(preserve_rowcount=True)).rowcount)
 
-    def _executemany(self, stmt: Any, upto: int | None = None) -> int:
+    def _executemany(self, stmt: Any, start: int, stop: int) -> int:
         compiled = stmt.compile(dialect=self.c.dialect, column_keys=list(_ROW_ORDER))
         sql = str(compiled)
         if self.pg:
@@ -579,8 +608,8 @@ class _Rows:
             self._cursor = self.c.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor = self._cursor
         ts_s, candles = self.ts_s, self.candles
-        if upto is not None:
-            ts_s, candles = ts_s[:upto], candles.slice(0, upto)
+        if (start, stop) != (0, len(ts_s)):
+            ts_s, candles = ts_s[start:stop], candles.slice(start, stop)
         total = 0
         for chunk in _row_chunks(self.symbol, self.timeframe, ts_s, candles):
             if self.pg:
