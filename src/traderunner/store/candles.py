@@ -522,10 +522,7 @@ def _count_range(c: Connection, symbol: str, timeframe: str, lo: int, hi: int) -
     return int(
         c.execute(
             sa.select(sa.func.count()).where(
-                (cd.symbol == symbol)
-                & (cd.timeframe == timeframe)
-                & (cd.ts >= lo)
-                & (cd.ts <= hi)
+                (cd.symbol == symbol) & (cd.timeframe == timeframe) & (cd.ts >= lo) & (cd.ts <= hi)
             )
         ).scalar_one()
     )
