@@ -13,8 +13,9 @@
 SQLAlchemy 2 Core only (no ORM). The pure layers (domain, strategies, engine) never import it.
 """
 
-from traderunner.store.candles import CandleRepository, SeriesInfo, SeriesWrite
+from traderunner.store.candles import CandleRepository
 from traderunner.store.results import ResultRepository
+from traderunner.store.series import SeriesInfo, SeriesWrite
 from traderunner.store.store import Store, mask_url, normalize_url
 
 __all__ = [
