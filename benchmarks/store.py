@@ -31,15 +31,11 @@ failed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -47,39 +43,19 @@ from typing import Any
 
 import numpy as np
 
+from _common import candle_walk, run_and_write
 from _common import machine_info as common_machine_info
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
 PG_URL = os.environ.get(
     "TRADERUNNER_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-START_S = 1_420_070_400  # 2015-01-01T00:00:00Z
 NS = 1_000_000_000
 WINDOW = 500
 _CANDLES = re.compile(r"\bFROM\s+candles\b", re.IGNORECASE)
 
 
 def bars(symbol: str, n: int, seed: int, start_bar: int = 0) -> Any:
-    """``n`` M5 bars from bar number ``start_bar`` of a clock starting at START_S."""
-    from traderunner.domain import CandleArrays, Timeframe
-
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0015, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    wick = np.abs(rng.normal(0.0, 0.0008, (2, n)))
-    return CandleArrays(
-        ts=(START_S + 300 * (start_bar + np.arange(n, dtype=np.int64))) * NS,
-        open=open_,
-        high=np.maximum(open_, close) * (1 + wick[0]),
-        low=np.minimum(open_, close) * (1 - wick[1]),
-        close=close,
-        volume=rng.integers(100, 10_000, n).astype(np.float64),
-        symbol=symbol,
-        timeframe=Timeframe.M5,
-        source="bench",
-    )
+    return candle_walk(symbol, n, seed, start_bar)
 
 
 def pcts(seconds: list[float]) -> dict[str, float]:
@@ -441,21 +417,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, about a minute")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    tmp = Path(tempfile.mkdtemp(prefix="tr-store-bench-"))
-    try:
-        report = run(args.quick, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "store-quick" if args.quick else "store"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
-    return 0 if all(c["ok"] for c in report["checks"]) else 1
+    return run_and_write(__doc__ or "", "store", run, markdown, "smaller sizes, about a minute")
 
 
 if __name__ == "__main__":
