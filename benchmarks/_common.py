@@ -206,3 +206,60 @@ def machine_info(dists: tuple[str, ...] = ENGINE_DISTS) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {d: _version(d) for d in dists},
     }
+
+
+def run_and_write(
+    doc: str,
+    name: str,
+    run: Callable[[bool, Path], dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    quick_help: str,
+) -> int:
+    """The ``main`` of a benchmark: parse ``--quick``, run in a temporary folder (removed
+    afterwards), write ``results/{name}[-quick].{json,md}``, print the Markdown; 0 when every
+    check in ``report["checks"]`` passed, else 1."""
+    import argparse
+    import shutil
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"tr-{name}-bench-"))
+    try:
+        report = run(args.quick, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-quick" if args.quick else name
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS_DIR / f"{stem}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0 if all(c["ok"] for c in report["checks"]) else 1
+
+
+#: 2015-01-01T00:00:00Z in epoch seconds: bar 0 of :func:`candle_walk`.
+WALK_START_S = 1_420_070_400
+
+
+def candle_walk(symbol: str, n: int, seed: int, start_bar: int = 0) -> Any:
+    """``n`` M5 ``CandleArrays`` of a seeded random walk, from bar number ``start_bar`` of a
+    regular 5-minute clock starting at :data:`WALK_START_S` (the store benchmarks' data)."""
+    from traderunner.domain import CandleArrays, Timeframe
+
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0015, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wick = np.abs(rng.normal(0.0, 0.0008, (2, n)))
+    return CandleArrays(
+        ts=(WALK_START_S + 300 * (start_bar + np.arange(n, dtype=np.int64))) * 1_000_000_000,
+        open=open_,
+        high=np.maximum(open_, close) * (1 + wick[0]),
+        low=np.minimum(open_, close) * (1 - wick[1]),
+        close=close,
+        volume=rng.integers(100, 10_000, n).astype(np.float64),
+        symbol=symbol,
+        timeframe=Timeframe.M5,
+        source="bench",
+    )

@@ -31,17 +31,13 @@ one failed. A missed goal is reported, not turned into a failing exit code.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -52,15 +48,12 @@ from typing import Any
 import numpy as np
 
 from _cache_report import goals, markdown
+from _common import candle_walk, run_and_write
 from _common import machine_info as common_machine_info
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
 PG_URL = os.environ.get(
     "TRADERUNNER_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-START_S = 1_420_070_400  # 2015-01-01T00:00:00Z
 LAST_SQL = (
     "SELECT ts, open, high, low, close, volume FROM candles "
     "WHERE symbol = {p} AND timeframe = {p} ORDER BY ts DESC LIMIT 1"
@@ -76,24 +69,8 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def bars(symbol: str, n: int, seed: int) -> Any:
-    from traderunner.domain import CandleArrays, Timeframe
-
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0015, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    wick = np.abs(rng.normal(0.0, 0.0008, (2, n)))
-    return CandleArrays(
-        ts=(START_S + 300 * np.arange(n, dtype=np.int64)) * 1_000_000_000,
-        open=open_,
-        high=np.maximum(open_, close) * (1 + wick[0]),
-        low=np.minimum(open_, close) * (1 - wick[1]),
-        close=close,
-        volume=rng.integers(100, 10_000, n).astype(np.float64),
-        symbol=symbol,
-        timeframe=Timeframe.M5,
-        source="bench",
-    )
+def bars(symbol: str, n: int, seed: int, start_bar: int = 0) -> Any:
+    return candle_walk(symbol, n, seed, start_bar)
 
 
 def pcts(ns: list[int]) -> dict[str, float]:
@@ -424,7 +401,8 @@ def run(quick: bool, tmp: Path) -> dict[str, Any]:
         )
         report["checks"].append({"check": "series from the cache == from the store", "ok": same})
         probe = connect(server.url, decode=False)
-        value = int(probe.strlen(keys.candle_series("BIG", "M5", 1)))
+        generation = int(warm.meta["generation"])
+        value = int(probe.strlen(keys.candle_series("BIG", "M5", generation)))
         probe.close()
         warm_s = statistics.median(warm_times)
         report["series"] = {
@@ -465,21 +443,7 @@ def run(quick: bool, tmp: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 30 s")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    tmp = Path(tempfile.mkdtemp(prefix="tr-cache-bench-"))
-    try:
-        report = run(args.quick, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "cache-quick" if args.quick else "cache"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
-    return 0 if all(c["ok"] for c in report["checks"]) else 1
+    return run_and_write(__doc__ or "", "cache", run, markdown, "smaller sizes, about 30 s")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class JobEnv:
 
 
 def make_settings(pair: RedisPair, root: Path, **overrides: object) -> Settings:
+    root.mkdir(parents=True, exist_ok=True)  # a given store URL's folder must exist
     return pair.settings(
         root / "data",
         store_url=f"sqlite:///{root / 'store.db'}",

@@ -4,10 +4,13 @@ Formats (little-endian, versioned by a 4-byte magic so a foreign or truncated va
 
 ``candle``  ``b"TRC\\x01"`` + ``<q5d`` (ts_ns, open, high, low, close, volume) + source (UTF-8);
             ``b"TRC\\x00"`` alone is a tombstone: the store has no such series.
-``series``  ``b"TRS\\x01"`` + ``<QQH`` (bars, store version, source length) + source (UTF-8),
-            zero-padded to a multiple of 8 bytes, then the six columns' raw bytes one after the
-            other: ts (int64), open, high, low, close, volume (float64). 48 bytes a bar, no JSON,
-            no pickle; decoding is one copy per column.
+``series``  ``b"TRS\\x02"`` + 4 zero bytes + ``<Q`` (the store's series generation), then one
+            48-byte row per bar, oldest first: ``<q5d`` (ts_ns, open, high, low, close,
+            volume). No JSON, no pickle; decoding is one strided copy per column. Rows, not
+            columns, so that bars appended to the series are appended to the value (``APPEND``)
+            and a reader that holds the first ``n`` bars reads only the rest (``GETRANGE``).
+            The bar count is the length; the source label and version are the store's series
+            row's, which every reader has in hand anyway.
 ``response``  ``b"z"`` + zlib(body) or ``b"r"`` + body (bodies under 1 KiB are not worth it).
 
 Decoders raise :class:`CorruptValueError` for anything that is not exactly such a value; the cache
@@ -29,9 +32,11 @@ from traderunner.domain.timeframe import Timeframe
 _CANDLE = b"TRC\x01"
 TOMBSTONE = b"TRC\x00"
 _CANDLE_BODY = struct.Struct("<q5d")
-_SERIES = b"TRS\x01"
-_SERIES_HEAD = struct.Struct("<4sQQH")
-_BAR_BYTES = 8 * (1 + len(COLUMNS))
+_SERIES = b"TRS\x02"
+_SERIES_HEAD = struct.Struct("<4s4xQ")
+SERIES_HEAD_BYTES = _SERIES_HEAD.size
+BAR_BYTES = 8 * (1 + len(COLUMNS))
+_ROW = np.dtype([("ts", "<i8"), *((name, "<f8") for name in COLUMNS)])
 _COMPRESS_FROM = 1024
 
 
@@ -63,45 +68,58 @@ def decode_candle(raw: bytes, symbol: str, timeframe: Timeframe) -> Candle | Non
     return Candle(ts, open_, high, low, close, volume, symbol, timeframe, source)
 
 
-def encode_series(candles: CandleArrays, version: int) -> bytes:
+def encode_series(candles: CandleArrays, generation: int) -> bytes:
     """One value holding all of ``candles`` (see the module docstring for the layout)."""
-    source = candles.source.encode()
-    head = _SERIES_HEAD.pack(_SERIES, len(candles), int(version), len(source)) + source
-    head += b"\0" * (-len(head) % 8)
-    parts = [head, np.ascontiguousarray(candles.ts, dtype="<i8").tobytes()]
-    parts.extend(
-        np.ascontiguousarray(getattr(candles, name), dtype="<f8").tobytes() for name in COLUMNS
-    )
-    return b"".join(parts)
+    return _SERIES_HEAD.pack(_SERIES, int(generation)) + encode_rows(candles)
 
 
-def decode_series(raw: bytes, symbol: str, timeframe: Timeframe) -> CandleArrays:
-    """Inverse of :func:`encode_series`; the arrays are fresh, writable copies."""
-    if len(raw) < _SERIES_HEAD.size:
+def encode_rows(candles: CandleArrays) -> bytes:
+    """The rows of ``candles`` alone: what is appended to a cached series."""
+    rows = np.empty(len(candles), dtype=_ROW)
+    rows["ts"] = candles.ts
+    for name in COLUMNS:
+        rows[name] = getattr(candles, name)
+    return rows.tobytes()
+
+
+def series_length(bars: int) -> int:
+    """The length in bytes of a cached series of ``bars`` bars."""
+    return SERIES_HEAD_BYTES + BAR_BYTES * bars
+
+
+def row_offset(bar: int) -> int:
+    """Where bar number ``bar`` (0-based) starts in a cached series."""
+    return SERIES_HEAD_BYTES + BAR_BYTES * bar
+
+
+def series_generation(raw: bytes) -> int:
+    """The generation a cached series was written for; CorruptValueError if it is none."""
+    if len(raw) < SERIES_HEAD_BYTES or (len(raw) - SERIES_HEAD_BYTES) % BAR_BYTES:
         raise CorruptValueError(f"not a cached series ({len(raw)} bytes)")
-    magic, n, version, source_len = _SERIES_HEAD.unpack_from(raw, 0)
+    magic, generation = _SERIES_HEAD.unpack_from(raw, 0)
     if magic != _SERIES:
         raise CorruptValueError("not a cached series (wrong magic)")
-    offset = _SERIES_HEAD.size + source_len
-    offset += -offset % 8
-    if len(raw) != offset + n * _BAR_BYTES:
-        raise CorruptValueError(f"cached series is {len(raw)} bytes, its header promises {n} bars")
-    try:
-        source = raw[_SERIES_HEAD.size : _SERIES_HEAD.size + source_len].decode()
-    except UnicodeDecodeError:
-        raise CorruptValueError("cached series has a source label that is not UTF-8") from None
-    columns: dict[str, Any] = {}
-    for name, dtype in (("ts", "<i8"), *((c, "<f8") for c in COLUMNS)):
-        # .copy(): writable and aligned, like what the store returns (numba wants both).
-        columns[name] = np.frombuffer(raw, dtype=dtype, count=n, offset=offset).copy()
-        offset += 8 * n
-    return CandleArrays(
-        **columns,
-        symbol=symbol,
-        timeframe=timeframe,
-        source=source,
-        meta={"version": int(version)},
-    )
+    return int(generation)
+
+
+def decode_series(raw: bytes, generation: int) -> dict[str, np.ndarray]:
+    """The columns (``ts`` and OHLCV) of a cached series of ``generation``: fresh, writable,
+    aligned arrays, like what the store returns (numba wants both).
+
+    CorruptValueError for anything else, a series of another generation included.
+    """
+    found = series_generation(raw)
+    if found != int(generation):
+        raise CorruptValueError(f"cached series is of generation {found}, not {generation}")
+    return decode_rows(memoryview(raw)[SERIES_HEAD_BYTES:])
+
+
+def decode_rows(raw: bytes | memoryview) -> dict[str, np.ndarray]:
+    """The columns of bare rows (a ``GETRANGE`` of a cached series)."""
+    if len(raw) % BAR_BYTES:
+        raise CorruptValueError(f"{len(raw)} bytes are not whole cached bars")
+    rows = np.frombuffer(raw, dtype=_ROW)
+    return {name: np.ascontiguousarray(rows[name]) for name in ("ts", *COLUMNS)}
 
 
 def encode_config(config: dict[str, Any]) -> bytes:

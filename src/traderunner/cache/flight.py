@@ -30,7 +30,7 @@ from traderunner.redisdb.keys import CACHE_FILL_LOCK_TTL, LATEST_FILL_LOCK_TTL, 
 from traderunner.redisdb.scripts import FILL_OR_LOCK, PEXPIRE_IF_HELD, RELEASE_IF_HELD
 
 T = TypeVar("T")
-Loaded = tuple[Any, bytes, int]  # value, its cached bytes, TTL in seconds
+Loaded = tuple[Any, bytes | None, int]  # value, its cached bytes (None: cache nothing), TTL s
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +49,10 @@ SERIES_FILL = FillPolicy(CACHE_FILL_LOCK_TTL * 1000, 600.0, refresh=True)
 class Filler:
     """Fills missing keys, one loader at a time (see the module docstring).
 
-    ``from_store(kind, load)`` runs a load and counts it; ``write(kind, key, raw, ttl)`` caches
-    a value (never raises); ``failed(kind, what, detail)`` records a Redis failure.
+    ``from_store(kind, load)`` runs a load and counts it (a load whose bytes are None is
+    returned but not cached: the next waiter then loads it itself); ``write(kind, key, raw,
+    ttl)`` caches a value (never raises); ``failed(kind, what, detail)`` records a Redis
+    failure.
     """
 
     def __init__(
@@ -141,7 +143,8 @@ class Filler:
             if state == 2:
                 with self._holding(lock_key, token, policy):
                     value, encoded, ttl = self._from_store(kind, load)
-                    self._write(kind, key, encoded, ttl)
+                    if encoded is not None:
+                        self._write(kind, key, encoded, ttl)
                 return cast(T, value)
             # Another process is loading it. Its value replaces any bad one we saw.
             bad = False

@@ -4,7 +4,7 @@
 
     cache = MarketCache.from_settings(settings, store)
     cache.latest("TSLA", Timeframe.M5)          # Candle | None: in process -> Redis -> store
-    cache.put_latest(candles)                    # the stream service writes the newest bar
+    cache.append(candles)                        # the stream service: store, then cache
     cache.series("TSLA", Timeframe.M5, lo, hi)   # CandleArrays, like store.candles.load
     cache.stats(); cache.close()
 
@@ -18,17 +18,30 @@ Contracts:
 * **Latest candle** (``candle:{symbol}:{tf}``): TTL one bar (the timeframe's seconds). A miss
   reads the store's last bar; no bar there caches a short tombstone (None), so a symbol
   nobody has cannot hammer the store.
-* **Series** (``series:{symbol}:{tf}:v{version}``): the whole stored series as binary columns
-  (codec.py), keyed by the store's series version, so any write to the series (an import, a
-  fetch) makes readers use a new key; the old one expires (``series_ttl``). Ranges are sliced
-  from the full series. Each call reads the series row (one indexed query) for the version.
+* **Series** (``series:{symbol}:{tf}:g{generation}``): the whole stored series as binary rows
+  (codec.py), keyed by the store's series *generation*, which changes only when stored bars
+  are rewritten (or inserted before the last one): a rewrite makes readers use a new key and
+  the old one expires (``series_ttl``). Within a generation the series only grows at its end,
+  so an append *extends* the cached value instead of replacing it. Each call reads the series
+  row (one indexed query: generation, count) and then, cheapest first: the copy held in
+  process (``local=True``, held.py) when it has ``count`` bars; else the bars it lacks from
+  Redis (``GETRANGE``); else the whole value from Redis; and for what Redis lacks too, only
+  the bars after the cached ones from the store (appended to the Redis value, atomically and
+  only if it still ends where the reader's copy ends). Ranges are sliced from the full series.
+  A reader never pairs bars with a newer version than theirs: the version and generation in
+  ``meta`` are the row read before the bars (or the snapshot the bars were read in).
+* **Appends** (:meth:`MarketCache.append`): the stream service's one call per new bar: store
+  upsert, then the series value extended, the held copy extended, and the latest candle set.
 * **Strategy configs** (``config:{name}``, JSON): plain get/put, TTL ``config_ttl``.
 * **Stampede protection**: a missing key is loaded by one thread in the process (the others
   wait on its future) and by one process in the cluster (a ``SET NX PX`` fill lock; the other
   processes poll until the value appears, taking the lock over if its holder died); a waiter
   that gives up reads the store itself.
 * **In-process tier** (``local=True``): latest candles and configs are also kept in process,
-  invalidated by the server (see local.py); a hit costs about as much as a dict lookup.
+  invalidated by the server (see local.py); a hit costs about as much as a dict lookup. Up to
+  ``held_bytes`` of series are held in process too (held.py), checked against the store's
+  series row on every read instead of invalidated. The series half of the class is
+  :class:`~traderunner.cache.series.SeriesReads` (series.py).
 """
 
 from __future__ import annotations
@@ -52,35 +65,37 @@ from traderunner.cache.clients import (
 )
 from traderunner.cache.flight import (
     LATEST_FILL,
-    SERIES_FILL,
     Filler,
     FillPolicy,
     Loaded,
 )
+from traderunner.cache.held import MAX_HELD_BYTES, HeldSeries
 from traderunner.cache.local import MISSING, LocalTier, Maintenance
+from traderunner.cache.series import DOWN_BACKOFF, SeriesReads
 from traderunner.cache.stats import CacheStats, Counters, read_stats
 from traderunner.config import Settings
 from traderunner.domain.candles import Candle, CandleArrays
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError, ParameterError
 from traderunner.redisdb.keys import Keys
+from traderunner.redisdb.scripts import APPEND_IF_LENGTH
 from traderunner.store import Store
 
 T = TypeVar("T")
 
 NEGATIVE_TTL = 5  # a "no such series" tombstone lives this long (an import may follow)
-DOWN_BACKOFF = 0.5  # after an unreachable server, skip it this long
 FLUSH_EVERY = 1.0
 DRAIN_EVERY = 0.0002  # a busy reader applies waiting invalidations itself this often
 
 
-class MarketCache:
+class MarketCache(SeriesReads):
     """The market-data cache in front of the store (see the module docstring).
 
     ``cache`` is a client of the cache Redis (a ``decode_responses`` one gets a byte-returning
-    sibling); ``local`` turns the in-process tier on. Thread-safe; one per process (it keeps
-    a daemon thread and, with ``local``, one tracking connection). Never share it across a
-    fork: build it in the child.
+    sibling); ``local`` turns the in-process tiers on (latest candles and configs, and up to
+    ``held_bytes`` of candle series). Thread-safe; one per process (it keeps a daemon thread
+    and, with ``local``, one tracking connection). Never share it across a fork: build it in
+    the child.
     """
 
     def __init__(
@@ -92,6 +107,7 @@ class MarketCache:
         local: bool = True,
         series_ttl: int = 3600,
         config_ttl: int = 3600,
+        held_bytes: int = MAX_HELD_BYTES,
     ) -> None:
         self.keys = keys
         self.store = store
@@ -100,6 +116,7 @@ class MarketCache:
         self._clients = ByteClients(cache)
         self._r = self._clients.redis
         self._local = LocalTier() if local else None
+        self._held = HeldSeries(held_bytes) if local else None
         self._counters = Counters()
         self._problems = Problems("market cache")
         self._down_until = 0.0
@@ -109,6 +126,7 @@ class MarketCache:
         self._filler = Filler(
             self._r, keys, from_store=self._from_store, write=self._write, failed=self._failed
         )
+        self._append_script = self._r.register_script(APPEND_IF_LENGTH)
         self._thread: Maintenance | None = None
         self._thread_lock = threading.Lock()
         self._closed = False
@@ -186,51 +204,6 @@ class MarketCache:
             return None, codec.encode_candle(None), NEGATIVE_TTL
         bar = bars.last()
         return bar, codec.encode_candle(bar), tf.seconds
-
-    # ------------------------------------------------------------------ candle series
-    def series(
-        self,
-        symbol: str,
-        timeframe: Timeframe,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-    ) -> CandleArrays:
-        """The stored bars of ``symbol`` in ``[start_ns, end_ns]``, as store.candles.load.
-
-        The same bars, source label, ``meta={"version": ...}`` and DataRangeErrors as the
-        store; the full series comes from the cache when its version is there.
-        """
-        tf = Timeframe.parse(timeframe)
-        info = self.store.candles.series(symbol, tf)
-        if info is None or (start_ns is not None and end_ns is not None and start_ns > end_ns):
-            # Let the store say what is wrong, in its own words.
-            return self.store.candles.load(symbol, tf, start_ns, end_ns)
-        key = self.keys.candle_series(symbol, tf.value, info.version)
-        full: CandleArrays = self._read(
-            "series",
-            key,
-            lambda raw: codec.decode_series(raw, symbol, tf),
-            lambda: self._load_series(symbol, tf, info.version),
-            SERIES_FILL,
-            hot=False,
-        )
-        window = full if start_ns is None and end_ns is None else full.between(start_ns, end_ns)
-        if len(window) == 0:
-            if len(full) == 0:  # cannot happen for a stored series; let the store explain
-                return self.store.candles.load(symbol, tf, start_ns, end_ns)
-            raise DataRangeError(
-                f"no {tf.value} candles for {symbol!r} in the requested period; the store has "
-                f"{_iso(int(full.ts[0]))} to {_iso(int(full.ts[-1]))} ({len(full)} bars): "
-                "choose a period inside it"
-            )
-        return window
-
-    def _load_series(self, symbol: str, tf: Timeframe, version: int) -> Loaded:
-        full = self.store.candles.load(symbol, tf)
-        # The store pairs bars with the version it read first, so these bars are at least as
-        # new as ``version``: right for this key, and a newer version gets its own key.
-        raw = codec.encode_series(full, int(full.meta.get("version", version)))
-        return full, raw, self.series_ttl
 
     # ------------------------------------------------------------------ strategy configs
     def strategy_config(self, name: str) -> dict[str, Any] | None:

@@ -4,8 +4,10 @@ A hit in the in-process tier costs well under a microsecond, so counting it must
 round trip: each process counts in memory and adds its counts to ``cache_stats`` (HINCRBY)
 about once a second, from its maintenance thread and on close. Fields are ``{kind}:{what}``,
 kinds ``latest``, ``series``, ``config`` and ``response``; what ``hits`` (Redis), ``local_hits``
-(in process), ``misses``, ``errors`` (a failure that fell back to the store) and ``store_loads``
-(reads of the store the cache made, one per filled miss plus any fallback).
+(in process), ``misses``, ``errors`` (a failure that fell back to the store), ``store_loads``
+(reads of the store the cache made, one per filled miss plus any fallback), and for series
+``extends`` (a cached series that lacked the bars appended since, read from the store: a small
+query, not a load) and ``bytes_read`` (bytes of series values read from Redis).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from traderunner.redisdb.connection import mask_url
 from traderunner.redisdb.keys import CACHE_STATS_TTL, Keys
 
 KINDS = ("latest", "series", "config", "response")
-WHATS = ("hits", "local_hits", "misses", "errors", "store_loads")
+WHATS = ("hits", "local_hits", "misses", "errors", "store_loads", "extends", "bytes_read")
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,13 @@ SymbolsOpt = Annotated[
     ),
 ]
 TimeframeOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--timeframe", "-t", help="Bar size: M1 M5 M15 M30 H1 H4 D1.", rich_help_panel=_DATA
+        "--timeframe",
+        "-t",
+        help="Bar size: M1 M5 M15 M30 H1 H4 D1 (default M5; with --data, told from the file).",
+        rich_help_panel=_DATA,
+        show_default=False,
     ),
 ]
 FromOpt = Annotated[
@@ -215,23 +219,32 @@ def _job_symbols(
 def _prepare(
     ctx: typer.Context,
     strategy: str,
-    timeframe: str,
+    timeframe: str | None,
     start: str | None,
     end: str | None,
 ) -> tuple[common.State, type[Strategy], Any, Any]:
+    """State, strategy, timeframe (None: not given) and period, all checked."""
     from traderunner.domain.period import Period
 
     state = common.get_state(ctx)
-    tf = common.parse_timeframe(timeframe)
+    tf = common.parse_timeframe(timeframe) if timeframe is not None else None
     period = Period.parse(start, end)
     return state, state.strategy(strategy), tf, period
+
+
+def _timeframe_of(candles: dict[str, CandleArrays], given: Any) -> tuple[Any, str]:
+    """The timeframe the run used, and how it was chosen (for headers and JSON)."""
+    first = next(iter(candles.values()))
+    if first.meta.get("timeframe_inferred"):
+        return first.timeframe, f"told from {Path(str(first.meta['file'])).name}"
+    return first.timeframe, "given" if given is not None else "default"
 
 
 def backtest(
     ctx: typer.Context,
     strategy: StrategyArg,
     symbols: SymbolsOpt = None,
-    timeframe: TimeframeOpt = "M5",
+    timeframe: TimeframeOpt = None,
     start: FromOpt = None,
     end: ToOpt = None,
     param: ParamOpt = None,
@@ -278,6 +291,7 @@ def backtest(
         from traderunner.cli.jobs import Output, submit_and_follow
         from traderunner.jobs import BacktestSpec
 
+        tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
         spec = BacktestSpec(
             cls.name,
             _job_symbols(state, symbols, data, tf),
@@ -301,6 +315,7 @@ def backtest(
     candles = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
+    tf, tf_how = _timeframe_of(candles, tf)
 
     from traderunner.engine import run_backtest
 
@@ -322,10 +337,13 @@ def backtest(
                 name=name,
                 period=period.describe(),
                 prices=candles,
+                details={"timeframe_from": tf_how},
             )
 
     doc = result.to_dict()
     if json_output:
+        doc["timeframe"] = tf.value
+        doc["timeframe_from"] = tf_how
         if result_id is not None:
             doc["result_id"] = result_id
         common.print_json(doc)
@@ -335,7 +353,7 @@ def backtest(
         return
     show.print_backtest(
         doc,
-        timeframe=tf.value,
+        timeframe=tf.value + _how_text(tf_how),
         period=period.describe(),
         name=name,
         trades=trades,
@@ -359,7 +377,7 @@ def sweep(
     ] = None,
     param: ParamOpt = None,
     symbols: SymbolsOpt = None,
-    timeframe: TimeframeOpt = "M5",
+    timeframe: TimeframeOpt = None,
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
@@ -432,6 +450,7 @@ def sweep(
         from traderunner.cli.jobs import Output, submit_and_follow
         from traderunner.jobs import SweepSpec
 
+        tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
         spec = SweepSpec(
             cls.name,
             _job_symbols(state, symbols, data, tf),
@@ -455,6 +474,7 @@ def sweep(
     candles: dict[str, CandleArrays] = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
+    tf, tf_how = _timeframe_of(candles, tf)
 
     with (
         common.stop_on_interrupt() as should_stop,
@@ -498,10 +518,15 @@ def sweep(
                 options=doc["options"],
                 name=name,
                 period=period.describe(),
-                summary={k: doc[k] for k in ("sources", "skipped", "elapsed_s")},
+                summary={
+                    **{k: doc[k] for k in ("sources", "skipped", "elapsed_s")},
+                    "timeframe_from": tf_how,
+                },
             )
     if json_output:
         payload = show.sweep_payload(doc, sort=sort, top=top)
+        payload["timeframe"] = tf.value
+        payload["timeframe_from"] = tf_how
         if result_id is not None:
             payload["result_id"] = result_id
         common.print_json(payload)
@@ -509,9 +534,19 @@ def sweep(
         return
     out = common.out_console()
     show.print_sweep(
-        doc, values, timeframe=tf.value, period=period.describe(), sort=sort, top=top, name=name
+        doc,
+        values,
+        timeframe=tf.value + _how_text(tf_how),
+        period=period.describe(),
+        sort=sort,
+        top=top,
+        name=name,
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")
     if result_id is not None:
         show.print_saved(result_id)
+
+
+def _how_text(how: str) -> str:
+    return f" ({how})" if how.startswith("told") else ""

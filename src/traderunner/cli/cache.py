@@ -13,6 +13,8 @@ import typer
 from traderunner.cli import common
 
 if TYPE_CHECKING:
+    import redis
+
     from traderunner.cache import CacheStats
     from traderunner.config import Settings
 
@@ -37,35 +39,44 @@ def _cache_url(settings: Settings) -> str:
     return resolve_urls(settings).cache
 
 
-def read(settings: Settings) -> CacheStats:
-    """The cache's shared stats for ``settings``; RedisError (one line) when it is down."""
+def cache_client(settings: Settings, name: str) -> redis.Redis:
+    """A client of the cache Redis that answered a PING; RedisError (one line) when it is not
+    running or refuses us. Starts nothing."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from traderunner.cache import read_stats
     from traderunner.errors import RedisError
     from traderunner.redisdb.connection import connect, mask_url
-    from traderunner.redisdb.keys import Keys
 
     url = _cache_url(settings)
     client = connect(
         url,
-        name="traderunner-cache-stats",
+        name=name,
         socket_timeout=3.0,
         socket_connect_timeout=1.0,
         retry=Retry(NoBackoff(), 0),
     )
     try:
-        try:
-            client.ping()
-        except Exception as exc:
-            kind = "refused our password" if "AUTH" in str(exc).upper() else "is not running"
-            where = "embedded cache server" if settings.embedded_redis else "cache Redis"
-            raise RedisError(
-                f"the {where} at {mask_url(url)} {kind} ({exc}): start it with "
-                "'traderunner redis start', or fix TRADERUNNER_CACHE_URL"
-            ) from None
-        return read_stats(client, Keys(settings.redis_prefix), url=url)
+        client.ping()
+    except Exception as exc:
+        client.close()
+        kind = "refused our password" if "AUTH" in str(exc).upper() else "is not running"
+        where = "embedded cache server" if settings.embedded_redis else "cache Redis"
+        raise RedisError(
+            f"the {where} at {mask_url(url)} {kind} ({exc}): start it with "
+            "'traderunner redis start', or fix TRADERUNNER_CACHE_URL"
+        ) from None
+    return client
+
+
+def read(settings: Settings) -> CacheStats:
+    """The cache's shared stats for ``settings``; RedisError (one line) when it is down."""
+    from traderunner.cache import read_stats
+    from traderunner.redisdb.keys import Keys
+
+    client = cache_client(settings, "traderunner-cache-stats")
+    try:
+        return read_stats(client, Keys(settings.redis_prefix), url=_cache_url(settings))
     finally:
         client.close()
 
@@ -102,11 +113,12 @@ def stats(
     out = common.out_console()
     out.print(summary)
     if found.kinds:
+        from traderunner.cache.stats import WHATS
+
         kinds = Table(title="by kind")
-        whats = ("hits", "local_hits", "misses", "errors", "store_loads")
         kinds.add_column("kind")
-        for what in whats:
+        for what in WHATS:
             kinds.add_column(what.replace("_", " "), justify="right")
         for kind, counts in sorted(found.kinds.items()):
-            kinds.add_row(kind, *(f"{counts.get(w, 0):,}" for w in whats))
+            kinds.add_row(kind, *(f"{counts.get(w, 0):,}" for w in WHATS))
         out.print(kinds)

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from traderunner.strategies import Strategy
 
 SYNTHETIC = "synthetic"
+#: The timeframe of stored data when --timeframe is not given (a --data file's is told from it).
+DEFAULT_TIMEFRAME = "M5"
 
 
 @dataclass(slots=True)
@@ -105,7 +107,7 @@ def open_store(settings: Settings) -> Iterator[Store]:
                 f"cannot create the data directory {settings.data_dir}: {exc.strerror}; "
                 "set TRADERUNNER_DATA_DIR or --data-dir to a writable folder"
             ) from None
-    store = Store.connect(settings.resolved_store_url)
+    store = Store.from_settings(settings)
     try:
         yield store
     finally:
@@ -187,12 +189,14 @@ def load_market_data(
     *,
     data_file: Path | None,
     symbols: Sequence[str] | None,
-    timeframe: Timeframe,
+    timeframe: Timeframe | None,
     period: Period,
 ) -> dict[str, CandleArrays]:
     """Candles for a backtest or sweep: from ``--data FILE`` or from the store.
 
-    With the store and no ``--symbols``, every symbol stored for the timeframe is used. With
+    ``timeframe`` None: told from the file's bar times (``meta["timeframe_inferred"]``), or
+    :data:`DEFAULT_TIMEFRAME` for the store; a given one must agree with the file. With the
+    store and no ``--symbols``, every symbol stored for the timeframe is used. With
     ``--data FILE``, ``--symbol`` (the same option) names the file's one symbol (default: the
     file name). Empty data -> DataRangeError saying what exists.
     """
@@ -219,6 +223,7 @@ def load_market_data(
 
     from traderunner.marketdata import load_candles
 
+    timeframe = timeframe or parse_timeframe(DEFAULT_TIMEFRAME)
     with open_store(state.settings) as store:
         wanted = split_symbols(symbols)
         if not wanted:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from traderunner.domain.timeframe import Timeframe
     from traderunner.marketdata.fetch import FetchReport
     from traderunner.marketdata.gaps import GapReport
-    from traderunner.store import SeriesInfo
+    from traderunner.store import SeriesInfo, SeriesWrite, Store
 
 data_app = typer.Typer(
     name="data",
@@ -50,6 +50,7 @@ def _series_dict(info: SeriesInfo) -> dict[str, Any]:
         "first": common.iso_ns(info.first_ns),
         "last": common.iso_ns(info.last_ns),
         "version": info.version,
+        "generation": info.generation,
     }
 
 
@@ -77,23 +78,108 @@ def import_(
         ),
     ] = None,
     timeframe: Annotated[
-        str, typer.Option("--timeframe", "-t", help="Bar size of the file: M1 M5 M15 M30 H1 H4 D1.")
-    ] = "M5",
+        str | None,
+        typer.Option(
+            "--timeframe",
+            "-t",
+            help="Bar size of the file: M1 M5 M15 M30 H1 H4 D1 (default: told from the "
+            "bar times; a given one must agree with them).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Validate a candle file, then write it to the store in one transaction."""
     from traderunner.marketdata import import_file
 
     state = common.get_state(ctx)
-    tf = common.parse_timeframe(timeframe)
+    tf = common.parse_timeframe(timeframe) if timeframe is not None else None
     name = _one_symbol(symbol, "data import") or common.file_stem(file).strip().upper()
     with common.open_store(state.settings) as store:
-        info = import_file(store, file, name, tf)
+        candles, write = import_file(store, file, name, tf)
+    info = write.series
+    assert info is not None
     if json_output:
         common.print_json({"imported": str(file), "series": _series_dict(info)})
         return
     out = common.out_console()
     out.print(series_table([info], title=f"imported {file.name}"))
+    how = "told from the bar times" if candles.meta.get("timeframe_inferred") else "as given"
+    out.print(f"timeframe {info.timeframe.value} ({how}); {_write_text(write)}", markup=False)
+
+
+def _write_text(write: SeriesWrite) -> str:
+    if write.kind == "unchanged":
+        return f"nothing changed: all {write.bars:,} bars were stored already (version kept)"
+    changed = f", {write.changed:,} changed" if write.changed else ""
+    return f"{write.inserted:,} new bars{changed}"
+
+
+@data_app.command("delete")
+def delete(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Option("--symbol", help="Stored symbol, e.g. AAPL.")],
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", "-t", help="Its bar size: M1 M5 M15 M30 H1 H4 D1.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Delete a stored series: its candles, its series row and its cached copies.
+
+    Asks first unless --yes. Exit 1 when not confirmed (nothing deleted), 2 on bad input.
+    """
+    state = common.get_state(ctx)
+    name = symbol.strip().upper()
+    tf = common.parse_timeframe(timeframe)
+    with common.open_store(state.settings) as store:
+        found = store.candles.require(name, tf)
+        what = (
+            f"{found.count:,} {tf.value} bars of {name} ({common.short_ns(found.first_ns)} .. "
+            f"{common.short_ns(found.last_ns)}, {found.source})"
+        )
+        if not yes and not _confirm(f"delete {what}?"):
+            common.err_console().print(
+                "nothing deleted: answer y, or pass --yes to delete without asking", markup=False
+            )
+            raise typer.Exit(1)
+        info = store.candles.delete(name, tf)
+        cache = _forget_cached(state.settings, store, info)
+    if json_output:
+        common.print_json({"deleted": _series_dict(info), "cache": cache})
+        return
+    common.out_console().print(
+        f"deleted {info.count:,} {tf.value} bars of {name} and its series; cache: {cache}",
+        markup=False,
+    )
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return bool(typer.confirm(question, default=False, err=True))
+    except (typer.Abort, EOFError, OSError):  # end of input, or none to read: no answer is no
+        return False
+
+
+def _forget_cached(settings: Settings, store: Store, info: SeriesInfo) -> str:
+    """Drop the cached copies of a deleted series; says what became of them."""
+    from traderunner.cache import MarketCache
+    from traderunner.cli.cache import cache_client
+    from traderunner.errors import RedisError
+    from traderunner.redisdb.keys import Keys
+
+    try:
+        client = cache_client(settings, "traderunner-data-delete")
+    except RedisError:
+        # Nothing can read them again: a new import gets a new generation (and key).
+        return "not running (nothing to drop; the latest bar it may hold expires in one bar)"
+    cache = MarketCache(client, Keys(settings.redis_prefix), store, local=False)
+    try:
+        dropped = cache.forget(info.symbol, info.timeframe, info.generation)
+    finally:
+        cache.close()
+        client.close()
+    return "dropped" if dropped else "unreachable (its copies expire on their own)"
 
 
 @data_app.command("demo")

@@ -95,7 +95,7 @@ class JobClient:
             live = False
         own_store = store is None
         return cls(
-            store or Store.connect(settings.resolved_store_url),
+            store or Store.from_settings(settings),
             durable,
             Keys(settings.redis_prefix),
             make_celery(settings, broker_url=urls.durable),

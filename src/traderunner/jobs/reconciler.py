@@ -129,7 +129,7 @@ class ReconcilerThread(threading.Thread):
     def run(self) -> None:
         from traderunner.redisdb.connection import connect, resolve_urls
 
-        store = Store.connect(self.settings.resolved_store_url)
+        store = Store.from_settings(self.settings)
         durable = connect(resolve_urls(self.settings).durable, name=f"{self.owner}-reconciler")
         keys = Keys(self.settings.redis_prefix)
         try:

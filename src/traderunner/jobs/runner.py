@@ -86,7 +86,7 @@ class WorkerContext:
         from traderunner.cache import MarketCache
         from traderunner.redisdb.connection import connect, resolve_urls
 
-        store = store or Store.connect(settings.resolved_store_url)
+        store = store or Store.from_settings(settings)
         durable = connect(resolve_urls(settings).durable, name=name)
         keys = Keys(settings.redis_prefix)
         return cls(

@@ -186,7 +186,7 @@ def run_worker(
     durable = connect(urls.durable, name="traderunner-worker-check")
     check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
     durable.close()
-    Store.connect(settings.resolved_store_url).close()  # fail fast with a clear message
+    Store.from_settings(settings).close()  # fail fast with a clear message
     # User strategies load before the pool forks, so every pool process has them.
     load_user_strategies(settings.strategy_dirs)
     host = socket.gethostname()

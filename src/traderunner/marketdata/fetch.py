@@ -329,7 +329,7 @@ def fetch_to_store(
                 else:
                     sent += 1
                 if len(chunk.candles):
-                    written += store.candles.upsert(chunk.candles)
+                    written += store.candles.upsert(chunk.candles).bars
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{name} {_dt(request.start_ns):%Y-%m-%d}")

@@ -9,6 +9,11 @@ Times
     the bar's *open* time, as ISO-8601 text (``2024-01-02T14:30:00Z``, an offset, or naive =
     UTC), as epoch seconds or milliseconds (told apart by size), or as Parquet timestamps.
     Times must be whole seconds, strictly increasing, and at least one bar apart.
+Timeframe
+    told from the times (:func:`~traderunner.domain.spacing.infer_timeframe`: the most common
+    gap, so sessions, weekends, holidays and missing bars do not matter). A timeframe given
+    by the caller must agree with it; when the times cannot tell (too few bars, an irregular
+    spacing), one must be given.
 Prices
     finite numbers > 0 with ``low <= open, close <= high``; volume >= 0.
 
@@ -28,6 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.spacing import KNOWN, infer_timeframe
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataFileError
 
@@ -53,17 +59,23 @@ def file_kind(path: Path) -> str:
     )
 
 
-def read_candle_file(path: Path, symbol: str, timeframe: Timeframe) -> CandleArrays:
-    """Read and validate ``path``; the bars of ``symbol`` at ``timeframe``, oldest first.
+def read_candle_file(
+    path: Path, symbol: str, timeframe: Timeframe | str | None = None
+) -> CandleArrays:
+    """Read and validate ``path``; the bars of ``symbol``, oldest first.
 
-    The result's ``source`` is ``"csv"`` or ``"parquet"`` and ``meta["file"]`` the path.
-    Raises DataFileError (see the module docstring) for any unusable file or row.
+    ``timeframe`` None: told from the bar times; given: checked against them. The result's
+    ``timeframe`` is the one used, ``source`` is ``"csv"`` or ``"parquet"``, ``meta["file"]``
+    the path and ``meta["timeframe_inferred"]`` whether the times told the timeframe (False
+    only when it was given and the times could not tell). Raises DataFileError (see the
+    module docstring) for any unusable file or row, a timeframe the times contradict
+    included.
     """
     path = Path(path).expanduser()
     name = str(symbol).strip()
     if not name:
         raise DataFileError(f"{path}: no symbol given for the file; name it, e.g. --symbol AAPL")
-    tf = Timeframe.parse(timeframe)
+    given = None if timeframe is None else Timeframe.parse(timeframe)
     kind = file_kind(path)
     if not path.exists():
         raise DataFileError(f"{path}: file not found; check the path")
@@ -78,7 +90,9 @@ def read_candle_file(path: Path, symbol: str, timeframe: Timeframe) -> CandleArr
         )
     columns = _match_columns(frame, path, time_from_index)
     ts = _parse_times(frame.index if time_from_index else frame[columns["time"]], rows)
-    _check_order(ts, rows, tf)
+    _check_order(ts, rows)
+    tf, inferred = _timeframe(ts, rows, given)
+    _check_spacing(ts, rows, tf)
     prices = {name: _parse_numbers(frame[columns[name]], name, rows) for name in PRICE_COLUMNS}
     if "volume" in columns:
         volume = _parse_numbers(frame[columns["volume"]], "volume", rows)
@@ -95,7 +109,7 @@ def read_candle_file(path: Path, symbol: str, timeframe: Timeframe) -> CandleArr
         symbol=name,
         timeframe=tf,
         source=kind,
-        meta={"file": str(path)},
+        meta={"file": str(path), "timeframe_inferred": inferred},
     )
 
 
@@ -239,7 +253,7 @@ def _epoch_to_ns(numbers: FloatArray, rows: _Rows) -> IntArray:
     return np.round(numbers * scale).astype(np.int64)
 
 
-def _check_order(ts: IntArray, rows: _Rows, tf: Timeframe) -> None:
+def _check_order(ts: IntArray, rows: _Rows) -> None:
     rows.error(
         ts % _NS != 0,
         lambda i: f"time {_iso(ts[i], fraction=True)} has a fraction of a second",
@@ -260,6 +274,33 @@ def _check_order(ts: IntArray, rows: _Rows, tf: Timeframe) -> None:
         lambda i: f"time {_iso(ts[i])} is earlier than {rows.at(i - 1)} ({_iso(ts[i - 1])})",
         "times must be strictly increasing: sort the file by time",
     )
+
+
+def _timeframe(ts: IntArray, rows: _Rows, given: Timeframe | None) -> tuple[Timeframe, bool]:
+    """The timeframe the times show (checked against ``given``), or ``given`` if they cannot
+    tell; and whether the times told it."""
+    spacing = infer_timeframe(ts)
+    found = spacing.timeframe
+    if found is None:
+        if given is not None:
+            return given, False
+        raise DataFileError(
+            f"{rows.path}: cannot tell the timeframe from the bar times: {spacing.problem}; "
+            f"pass it with --timeframe ({KNOWN}) if you know it"
+        )
+    if given is not None and given is not found:
+        raise DataFileError(
+            f"{rows.path}: the bars are {found.value} ({spacing.describe()}), not "
+            f"{given.value} as --timeframe says: drop --timeframe, or pass --timeframe "
+            f"{found.value}"
+        )
+    return found, True
+
+
+def _check_spacing(ts: IntArray, rows: _Rows, tf: Timeframe) -> None:
+    if len(ts) < 2:
+        return
+    step = np.diff(ts)
     # A daily series may shift by an hour at daylight-saving changes; intraday bars may not.
     min_gap = tf.seconds * _NS if tf.is_intraday else 12 * 3600 * _NS
     close = np.concatenate([[False], step < min_gap])

@@ -19,7 +19,7 @@ from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError
 from traderunner.marketdata.files import read_candle_file
 from traderunner.marketdata.providers.synthetic import synthetic_candles
-from traderunner.store import SeriesInfo, Store
+from traderunner.store import SeriesInfo, SeriesWrite, Store
 
 DEMO_SYMBOLS: tuple[str, ...] = ("AAPL", "MSFT", "TSLA")
 # The demo's last trading day. Fixed, so the demo data never changes with the calendar.
@@ -27,17 +27,20 @@ DEMO_ANCHOR = date(2025, 6, 30)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def import_file(store: Store, path: Path, symbol: str, timeframe: Timeframe) -> SeriesInfo:
+def import_file(
+    store: Store, path: Path, symbol: str, timeframe: Timeframe | None = None
+) -> tuple[CandleArrays, SeriesWrite]:
     """Validate all of ``path``, then upsert it as ``symbol`` in one transaction.
 
-    Returns the series as stored afterwards. DataFileError (nothing written) for a bad file.
+    ``timeframe`` None: told from the bar times (a given one must agree with them, see
+    :func:`read_candle_file`). Returns the bars read and what the write did (its ``series``
+    is the series as stored afterwards; bars identical to the stored ones change nothing,
+    not even the version). DataFileError (nothing written) for a bad file.
     """
-    tf = Timeframe.parse(timeframe)
-    candles = read_candle_file(Path(path), symbol, tf)
-    store.candles.upsert(candles)
-    info = store.candles.series(candles.symbol, tf)
-    assert info is not None  # the upsert above just wrote it
-    return info
+    candles = read_candle_file(Path(path), symbol, timeframe)
+    write = store.candles.upsert(candles)
+    assert write.series is not None  # the upsert above just wrote it
+    return candles, write
 
 
 def demo_range(days: int, anchor: date = DEMO_ANCHOR) -> tuple[datetime, datetime]:
@@ -61,7 +64,8 @@ def load_demo(
 ) -> list[SeriesInfo]:
     """Store ``days`` weekdays of synthetic bars for each symbol, ending on DEMO_ANCHOR.
 
-    Idempotent in content (the same bars every time; each run bumps the series version).
+    Idempotent: the same bars every time, so a second run changes nothing (not even the
+    series version).
     Returns the stored series, in the order of ``symbols``.
     """
     tf = Timeframe.parse(timeframe)

@@ -181,11 +181,12 @@ SCHEMA: tuple[KeySpec, ...] = (
     ),
     KeySpec(
         "candle_series",
-        "series:{symbol}:{timeframe}:v{version}",
+        "series:{symbol}:{timeframe}:g{generation}",
         "string",
         "cache",
-        "a whole stored series as binary columns, keyed by the store's series version (an "
-        "import makes a new version, so a new key; old ones expire)",
+        "a whole stored series as binary rows, keyed by the store's series generation: an "
+        "append extends the value (APPEND), a rewrite of stored bars makes a new generation, "
+        "so a new key (old ones expire); TTL refreshed by every append",
         ttl_setting="cache_series_ttl",
     ),
     KeySpec(
@@ -385,8 +386,8 @@ class Keys:
         """Prefix of every latest-candle key (for CLIENT TRACKING BCAST PREFIX)."""
         return self._key("latest_candles")
 
-    def candle_series(self, symbol: str, timeframe: str, version: int | str) -> str:
-        return self._key("candle_series", symbol=symbol, timeframe=timeframe, version=version)
+    def candle_series(self, symbol: str, timeframe: str, generation: int | str) -> str:
+        return self._key("candle_series", symbol=symbol, timeframe=timeframe, generation=generation)
 
     def strategy_config(self, name: str) -> str:
         return self._key("strategy_config", name=name)

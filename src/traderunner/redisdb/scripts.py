@@ -45,3 +45,12 @@ TOUCH_HASH_IF_EXISTS = (
     "redis.call('expire', KEYS[1], ARGV[3]) "
     "return redis.call('hgetall', KEYS[1])"
 )
+
+#: KEYS[1] a cached candle series, ARGV[1] the length in bytes it must have, ARGV[2] the bytes
+#: to append, ARGV[3] its new TTL in s. 1 appended; 0 left alone (missing, or another length:
+#: it does not end where the appended bars start, so appending would break it).
+APPEND_IF_LENGTH = (
+    "if redis.call('strlen', KEYS[1]) == tonumber(ARGV[1]) then "
+    "redis.call('append', KEYS[1], ARGV[2]) redis.call('expire', KEYS[1], ARGV[3]) "
+    "return 1 end return 0"
+)

@@ -5,15 +5,17 @@ The conversion is exact (``ns = s * 1_000_000_000``) and :meth:`CandleRepository
 refuses sub-second timestamps rather than silently rounding them.
 
 Writes are bulk: plain tuples through the driver's ``executemany`` with the dialect's
-``INSERT ... ON CONFLICT DO UPDATE`` on SQLite, and ``COPY`` into a temporary table followed by
-one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` on PostgreSQL. Reads fetch tuples and build
-the NumPy columns in one pass.
+``INSERT ... ON CONFLICT`` on SQLite (and for small writes on PostgreSQL), and ``COPY`` into
+a temporary table followed by ``INSERT ... SELECT ... ON CONFLICT`` on PostgreSQL. Reads fetch
+tuples and build the NumPy columns in one pass.
+
+The series row (count, range, version, generation) is kept up to date by every write without
+rescanning the series: see :mod:`traderunner.store.series`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,16 @@ from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError
 from traderunner.store.schema import candles as candles_table
 from traderunner.store.schema import series as series_table
+from traderunner.store.series import (
+    SeriesInfo,
+    SeriesWrite,
+    lock_series,
+    series_from_row,
+    series_meta,
+    series_row,
+    unknown_series_message,
+    write_series,
+)
 
 if TYPE_CHECKING:
     from traderunner.store.store import Store
@@ -35,71 +47,66 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 # Rows per executemany / COPY batch: bounds the memory of the tuple lists for huge imports.
 CHUNK_ROWS = 200_000
+# PostgreSQL: below this many bars, executemany beats COPY's staging-table round trips.
+COPY_FROM_ROWS = 1000
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-_SYNTHETIC = "synthetic"
 MAX_SYMBOL_LENGTH = 64  # the width of the symbol columns
 _REFUSED_HINT = "every bar needs low <= high, fix the data (read_candle_file reports the bad row)"
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesInfo:
-    """What the store holds for one ``(symbol, timeframe)``.
-
-    ``first_ns``/``last_ns`` are bar open times (ns since the epoch, UTC); ``version`` starts at
-    1 and grows by one with every write to the series; ``source`` is where the bars came from
-    (``synthetic`` data is always labelled so; a series mixing sources lists them all,
-    ``synthetic`` first, joined by ``+``).
-    """
-
-    symbol: str
-    timeframe: Timeframe
-    source: str
-    count: int
-    first_ns: int
-    last_ns: int
-    version: int
-
-    @property
-    def first(self) -> datetime:
-        """Open time of the first bar, UTC."""
-        return datetime.fromtimestamp(self.first_ns // NS, tz=UTC)
-
-    @property
-    def last(self) -> datetime:
-        """Open time of the last bar, UTC."""
-        return datetime.fromtimestamp(self.last_ns // NS, tz=UTC)
-
-
 class CandleRepository:
-    """``store.candles``: upsert, load and list candle series."""
+    """``store.candles``: upsert, load, list and delete candle series."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
     # ----------------------------------------------------------------- writes
-    def upsert(self, candles: CandleArrays) -> int:
-        """Insert or replace ``candles``' bars in one transaction; returns the rows written.
+    def upsert(self, candles: CandleArrays) -> SeriesWrite:
+        """Insert or replace ``candles``' bars in one transaction; says what it did.
 
         Bars with a timestamp already stored for the symbol and timeframe are replaced. The
-        series row (count, range, source) is refreshed and its version bumped in the same
-        transaction, so a failure leaves both candles and series exactly as they were.
-        Empty input writes nothing and returns 0. Raises DataRangeError for candles without
-        a symbol or timeframe, unordered or sub-second timestamps, or non-finite values.
+        series row (count, range, source, version, generation; see the module docstring) is
+        brought up to date in the same transaction, without rescanning the series, so a
+        failure leaves both candles and series exactly as they were. Empty input writes
+        nothing. Raises DataRangeError for candles without a symbol or timeframe, unordered
+        or sub-second timestamps, or non-finite values.
         """
         symbol, timeframe = _check_candles(candles)
         n = len(candles)
         if n == 0:
-            return 0
+            info = self.series(symbol, timeframe)
+            return SeriesWrite("unchanged", 0, 0, 0, info, info)
         ts_s = candles.ts // NS
         source = candles.source.strip() or "unknown"
         action = f"write {n} {timeframe.value} candles for {symbol!r}"
         with self._store.transaction(action, refused_hint=_REFUSED_HINT) as c:
-            if c.dialect.name == "postgresql":
-                _copy_upsert_postgres(c, symbol, timeframe.value, ts_s, candles)
-            else:
-                _executemany_upsert(c, symbol, timeframe.value, ts_s, candles)
-            _refresh_series(c, symbol, timeframe.value, source, n)
-        return n
+            return write_series(
+                c,
+                symbol,
+                timeframe,
+                ts_s,
+                source,
+                lambda: _Rows(c, symbol, timeframe.value, ts_s, candles),
+            )
+
+    def delete(self, symbol: str, timeframe: Timeframe) -> SeriesInfo:
+        """Delete every bar of ``symbol`` at ``timeframe`` and its series row, in one transaction.
+
+        Returns the series as it was. DataRangeError (listing what the store holds) when
+        there is no such series; nothing is deleted then.
+        """
+        tf = Timeframe.parse(timeframe)
+        with self._store.transaction(f"delete the {tf.value} candles of {symbol!r}") as c:
+            lock_series(c, symbol, tf.value)
+            info = series_row(c, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(unknown_series_message(c, symbol, tf))
+            cd, s = candles_table.c, series_table.c
+            c.execute(
+                candles_table.delete().where((cd.symbol == symbol) & (cd.timeframe == tf.value))
+            )
+            c.execute(series_table.delete().where((s.symbol == symbol) & (s.timeframe == tf.value)))
+        return info
 
     # ------------------------------------------------------------------ reads
     def load(
@@ -112,30 +119,49 @@ class CandleRepository:
         """The stored bars of ``symbol`` whose open time is in ``[start_ns, end_ns]``.
 
         Either bound may be None (unbounded). The result carries the series' source label and
-        ``meta={"version": ...}``. An unknown symbol/timeframe raises DataRangeError listing
-        what the store holds; a range with no bars raises DataRangeError naming the range
-        that exists.
+        ``meta={"version": ..., "generation": ...}``, read in the same snapshot as the bars.
+        An unknown symbol/timeframe raises DataRangeError listing what the store holds; a
+        range with no bars raises DataRangeError naming the range that exists.
         """
         tf = Timeframe.parse(timeframe)
         if start_ns is not None and end_ns is not None and start_ns > end_ns:
             raise DataRangeError(
                 f"start {_iso(start_ns)} is after end {_iso(end_ns)}: swap the two bounds"
             )
-        with self._store.transaction(f"read {tf.value} candles for {symbol!r}") as conn:
-            # Series first, bars second: a write in between can only pair newer bars with an
-            # older version (a cache keyed by it then refetches), never the reverse.
-            info = _series_row(conn, symbol, tf.value)
-            if info is None:
-                raise DataRangeError(_unknown_series_message(conn, symbol, tf))
-            columns = _fetch_columns(conn, symbol, tf.value, start_ns, end_ns)
-        if len(columns[0]) == 0:
+        info, bars = self._read(symbol, tf, start_ns, end_ns)
+        if len(bars) == 0:
             raise DataRangeError(
                 f"no {tf.value} candles for {symbol!r} {_describe_range(start_ns, end_ns)}; "
                 f"the store has {_iso(info.first_ns)} to {_iso(info.last_ns)} "
                 f"({info.count} bars): choose a period inside it"
             )
+        return bars
+
+    def load_after(
+        self, symbol: str, timeframe: Timeframe, after_ns: int | None
+    ) -> tuple[SeriesInfo, CandleArrays]:
+        """The series row and its bars opening strictly after ``after_ns`` (all if None).
+
+        Both are read in one snapshot, so ``info.count`` counts exactly the bars the series
+        had when these were read; the bars may be none. This is how a cached copy is
+        extended with what was appended since. DataRangeError for an unknown series.
+        """
+        tf = Timeframe.parse(timeframe)
+        start = None if after_ns is None else int(after_ns) + 1
+        return self._read(symbol, tf, start, None)
+
+    def _read(
+        self, symbol: str, tf: Timeframe, start_ns: int | None, end_ns: int | None
+    ) -> tuple[SeriesInfo, CandleArrays]:
+        with self._store.transaction(
+            f"read {tf.value} candles for {symbol!r}", snapshot=True
+        ) as conn:
+            info = series_row(conn, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(unknown_series_message(conn, symbol, tf))
+            columns = _fetch_columns(conn, symbol, tf.value, start_ns, end_ns)
         ts, open_, high, low, close, volume = columns
-        return CandleArrays(
+        return info, CandleArrays(
             ts=ts,
             open=open_,
             high=high,
@@ -145,7 +171,7 @@ class CandleRepository:
             symbol=symbol,
             timeframe=tf,
             source=info.source,
-            meta={"version": info.version},
+            meta=series_meta(info),
         )
 
     def list_series(self) -> list[SeriesInfo]:
@@ -154,26 +180,35 @@ class CandleRepository:
             rows = conn.execute(
                 sa.select(series_table).order_by(series_table.c.symbol, series_table.c.timeframe)
             ).all()
-        return [_info(row) for row in rows]
+        return [series_from_row(row) for row in rows]
 
     def series(self, symbol: str, timeframe: Timeframe) -> SeriesInfo | None:
         """The summary of one series, or None when the store has no such bars."""
         tf = Timeframe.parse(timeframe)
         with self._store.transaction(f"read the {tf.value} series of {symbol!r}") as conn:
-            return _series_row(conn, symbol, tf.value)
+            return series_row(conn, symbol, tf.value)
+
+    def require(self, symbol: str, timeframe: Timeframe) -> SeriesInfo:
+        """The summary of one series; DataRangeError listing what the store holds if none."""
+        tf = Timeframe.parse(timeframe)
+        with self._store.transaction(f"read the {tf.value} series of {symbol!r}") as conn:
+            info = series_row(conn, symbol, tf.value)
+            if info is None:
+                raise DataRangeError(unknown_series_message(conn, symbol, tf))
+        return info
 
     def last(self, symbol: str, timeframe: Timeframe) -> CandleArrays | None:
         """The newest stored bar of ``symbol`` as a one-bar CandleArrays, or None if none.
 
         One indexed query (``ORDER BY ts DESC LIMIT 1`` on the primary key, joined to the
-        series row for the source label and ``meta={"version": ...}``).
+        series row for the source label and ``meta={"version": ..., "generation": ...}``).
         """
         tf = Timeframe.parse(timeframe)
         with self._store.transaction(f"read the last {tf.value} bar of {symbol!r}") as conn:
             row = conn.execute(_LAST_BAR, {"symbol": symbol, "timeframe": tf.value}).one_or_none()
         if row is None:
             return None
-        ts, open_, high, low, close, volume, source, version = tuple(row)
+        ts, open_, high, low, close, volume, source, version, generation = tuple(row)
         return CandleArrays(
             ts=np.array([int(ts) * NS], dtype=np.int64),
             open=np.array([open_], dtype=np.float64),
@@ -184,7 +219,7 @@ class CandleRepository:
             symbol=symbol,
             timeframe=tf,
             source=source,
-            meta={"version": int(version)},
+            meta={"version": int(version), "generation": int(generation)},
         )
 
 
@@ -196,6 +231,7 @@ _LAST_BAR = (
         *(candles_table.c[name] for name in _PRICE_COLUMNS),
         series_table.c.source,
         series_table.c.version,
+        series_table.c.generation,
     )
     .join(
         series_table,
@@ -293,22 +329,95 @@ def _on_conflict_replace(stmt: Any) -> Any:
     )
 
 
-def _executemany_upsert(
-    conn: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
-) -> None:
-    stmt = _on_conflict_replace(sqlite.insert(candles_table))
-    compiled = stmt.compile(dialect=conn.dialect)
-    # The driver gets positional tuples, so their order must be the statement's bind order.
-    assert tuple(compiled.positiontup or ()) == _ROW_ORDER, compiled.positiontup
-    sql = str(compiled)
-    for rows in _row_chunks(symbol, timeframe, ts_s, candles):
-        conn.exec_driver_sql(sql, rows)
-
-
 _STAGE = "_tr_candles_stage"
+_KEY = ["symbol", "timeframe", "ts"]
 
 
-def _copy_upsert_postgres(
+class _Rows:
+    """The bars of one write, sent the way the dialect takes them fastest.
+
+    SQLite, and PostgreSQL below ``COPY_FROM_ROWS`` bars: ``executemany`` of tuples (dicts
+    for psycopg's named parameters) through the driver's cursor, whose row count sums over
+    the rows. Bigger PostgreSQL writes: one binary ``COPY`` into a temporary table, then
+    ``INSERT ... SELECT`` from it.
+    """
+
+    def __init__(
+        self, c: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
+    ) -> None:
+        self.c = c
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.ts_s = ts_s
+        self.candles = candles
+        self.pg = c.dialect.name == "postgresql"
+        self.staged = self.pg and len(ts_s) >= COPY_FROM_ROWS
+        self._cursor: Any = None
+        if self.staged:
+            _copy_to_stage(c, symbol, timeframe, ts_s, candles)
+
+    def insert_new(self, start: int = 0) -> int:
+        """Insert bars ``[start, n)`` whose timestamps are not stored; how many that were."""
+        insert = postgresql.insert if self.pg else sqlite.insert
+        if self.staged:
+            stage = _stage()
+            source = sa.select(stage)
+            if start:
+                source = source.where(stage.c.ts >= int(self.ts_s[start]))
+            stmt = insert(candles_table).from_select(list(_ROW_ORDER), source)
+            return self._count(stmt.on_conflict_do_nothing(index_elements=_KEY))
+        stmt = insert(candles_table).on_conflict_do_nothing(index_elements=_KEY)
+        return self._executemany(stmt, start, len(self.ts_s))
+
+    def replace_changed(self, stop: int) -> int:
+        """Write bars ``[0, stop)`` that are new or differ from the stored ones; how many."""
+        if self.staged:
+            stage = _stage()
+            source = sa.select(stage).where(stage.c.ts <= int(self.ts_s[stop - 1]))
+            stmt = postgresql.insert(candles_table).from_select(list(_ROW_ORDER), source)
+            return self._count(_on_conflict_replace(stmt))
+        insert = postgresql.insert if self.pg else sqlite.insert
+        return self._executemany(_on_conflict_replace(insert(candles_table)), 0, stop)
+
+    def _count(self, stmt: Any) -> int:
+        """Run one statement; the rows it wrote (SQLAlchemy keeps INSERT counts only if asked)."""
+        return int(self.c.execute(stmt.execution_options(preserve_rowcount=True)).rowcount)
+
+    def _executemany(self, stmt: Any, start: int, stop: int) -> int:
+        compiled = stmt.compile(dialect=self.c.dialect, column_keys=list(_ROW_ORDER))
+        sql = str(compiled)
+        if self.pg:
+            # psycopg takes named parameters; the statement's names are the column names.
+            assert set(compiled.binds) == set(_ROW_ORDER), sorted(compiled.binds)
+        else:
+            # The driver gets positional tuples, so their order must be the statement's.
+            assert tuple(compiled.positiontup or ()) == _ROW_ORDER, compiled.positiontup
+        if self._cursor is None:
+            self._cursor = self.c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = self._cursor
+        ts_s, candles = self.ts_s, self.candles
+        if (start, stop) != (0, len(ts_s)):
+            ts_s, candles = ts_s[start:stop], candles.slice(start, stop)
+        total = 0
+        for chunk in _row_chunks(self.symbol, self.timeframe, ts_s, candles):
+            if self.pg:
+                cursor.executemany(sql, [dict(zip(_ROW_ORDER, row, strict=True)) for row in chunk])
+            else:
+                cursor.executemany(sql, chunk)
+            total += max(int(cursor.rowcount), 0)
+        return total
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+
+
+def _stage() -> Any:
+    return sa.table(_STAGE, *(sa.column(name) for name in _ROW_ORDER))
+
+
+def _copy_to_stage(
     conn: Connection, symbol: str, timeframe: str, ts_s: np.ndarray, candles: CandleArrays
 ) -> None:
     conn.exec_driver_sql(
@@ -327,59 +436,6 @@ def _copy_upsert_postgres(
                     copy.write_row(row)
     finally:
         cursor.close()
-    stage = sa.table(_STAGE, *(sa.column(name) for name in _ROW_ORDER))
-    stmt = postgresql.insert(candles_table).from_select(list(_ROW_ORDER), sa.select(stage))
-    conn.execute(_on_conflict_replace(stmt))
-
-
-def _refresh_series(conn: Connection, symbol: str, timeframe: str, source: str, n: int) -> None:
-    s = series_table
-    key = (s.c.symbol == symbol) & (s.c.timeframe == timeframe)
-    # Locks the series row on PostgreSQL so concurrent writers of one series queue up here,
-    # and the count below then sees every committed bar. SQLite has one writer anyway.
-    old = conn.execute(sa.select(s.c.source).where(key).with_for_update()).scalar_one_or_none()
-    c = candles_table
-    count, first_ts, last_ts = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(c.c.ts), sa.func.max(c.c.ts)).where(
-            (c.c.symbol == symbol) & (c.c.timeframe == timeframe)
-        )
-    ).one()
-    label = source[:64]
-    if old is not None and int(count) > n:
-        # Some earlier bars survived this write: the series now mixes both sources.
-        label = _merge_sources(old, source)[:64]
-    now = datetime.now(UTC)
-    values = {
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "source": label,
-        "count": int(count),
-        "first_ts": int(first_ts),
-        "last_ts": int(last_ts),
-        "version": 1,
-        "updated_at": now,
-    }
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(s).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["symbol", "timeframe"],
-        set_={
-            "source": stmt.excluded.source,
-            "count": stmt.excluded.count,
-            "first_ts": stmt.excluded.first_ts,
-            "last_ts": stmt.excluded.last_ts,
-            "version": s.c.version + 1,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    conn.execute(stmt)
-
-
-def _merge_sources(old: str, new: str) -> str:
-    parts = set(old.split("+")) | set(new.split("+"))
-    parts.discard("")
-    # ``synthetic`` first, so anything showing the label by its start sees it.
-    return "+".join(sorted(parts, key=lambda p: (p != _SYNTHETIC, p)))
 
 
 def _fetch_columns(
@@ -412,42 +468,6 @@ def _fetch_columns(
         cursor.close()
     ts = table["ts"] * NS
     return (ts, *(np.ascontiguousarray(table[name]) for name in _PRICE_COLUMNS))
-
-
-def _info(row: sa.Row[Any]) -> SeriesInfo:
-    m = row._mapping  # not row.count: Row is a tuple, and tuple.count is a method
-    return SeriesInfo(
-        symbol=m["symbol"],
-        timeframe=Timeframe.parse(m["timeframe"]),
-        source=m["source"],
-        count=int(m["count"]),
-        first_ns=int(m["first_ts"]) * NS,
-        last_ns=int(m["last_ts"]) * NS,
-        version=int(m["version"]),
-    )
-
-
-def _series_row(conn: Connection, symbol: str, timeframe: str) -> SeriesInfo | None:
-    s = series_table
-    row = conn.execute(
-        sa.select(s).where((s.c.symbol == symbol) & (s.c.timeframe == timeframe))
-    ).one_or_none()
-    return None if row is None else _info(row)
-
-
-def _unknown_series_message(conn: Connection, symbol: str, tf: Timeframe) -> str:
-    s = series_table
-    rows = conn.execute(sa.select(s.c.symbol, s.c.timeframe).order_by(s.c.symbol, s.c.timeframe))
-    available = [f"{sym} ({frame})" for sym, frame in rows]
-    shown = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
-    hint = ""
-    near = [a for a in available if a.split(" ")[0].lower() == symbol.lower()]
-    if near and all(not a.startswith(f"{symbol} ") for a in near):
-        hint = f" (did you mean {near[0].split(' ')[0]!r}?)"
-    return (
-        f"no {tf.value} candles for {symbol!r} in the store{hint}; available: "
-        f"{shown or 'none'} — import or fetch data first (traderunner data import / data demo)"
-    )
 
 
 def _iso(ns: int) -> str:

@@ -128,10 +128,12 @@ class RunRepository:
         name: str = "",
         period: str = "",
         prices: Mapping[str, CandleArrays] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> str:
         """Save a backtest result and return its run id (new and random unless given).
 
-        The summary is ``result.to_dict()``; its lists of records (the trade list, and any
+        The summary is ``result.to_dict()`` plus ``details`` (what the run printed beside it,
+        such as how its timeframe was chosen); its lists of records (the trade list, and any
         other a result reports) become tables, as do the equity curve and, from ``prices``
         (the candles it ran on), each symbol's close.
         """
@@ -139,6 +141,7 @@ class RunRepository:
 
         rid = _check_id(run_id) if run_id is not None else uuid.uuid4().hex
         summary = dict(result.to_dict())
+        summary.update(details or {})
         summary.pop("equity", None)
         tables: dict[str, TableData] = {}
         for key, value in list(summary.items()):

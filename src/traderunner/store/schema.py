@@ -10,8 +10,12 @@ table              what it holds
                    the bar's *open* time in Unix epoch **seconds**, UTC. ``CHECK low <= high``
                    keeps nonsense out whichever client writes.
 ``series``         one row per ``(symbol, timeframe)``: source label, bar count, first/last
-                   ``ts`` and a ``version`` bumped by every write. The version is what keys the
-                   (later) Redis series cache: a changed version means a stale cache entry.
+                   ``ts``, a ``version`` bumped by every write that changed a bar (appends
+                   included; an identical re-import changes nothing) and a ``generation``
+                   that changes only when stored bars were rewritten or bars were inserted
+                   before the last one. The generation keys the Redis series cache: within one
+                   generation the series only grows at its end, so a cached copy is extended,
+                   not thrown away (``store/candles.py``).
 ``runs``           one row per saved run (backtest or sweep, local or a job's; a job's run has
                    the job's id, so a redelivered job that finds its row does nothing): kind,
                    origin, owner, strategy, symbols, timeframe, name, and as JSON the params (a
@@ -86,6 +90,7 @@ series = sa.Table(
     sa.Column("last_ts", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
 )
 
 runs = sa.Table(

@@ -3,9 +3,12 @@
 ``Store.connect(url)`` accepts any SQLAlchemy URL. Two are first-class:
 
 * SQLite (the single-machine default), e.g. ``sqlite:////home/me/.local/share/traderunner/
-  traderunner.db``: the parent folder is created, and every connection runs in WAL journal mode
-  with ``synchronous=NORMAL``, foreign keys on and a busy timeout, so readers never block the
-  writer and a second writer waits instead of failing at once.
+  traderunner.db``: every connection runs in WAL journal mode with ``synchronous=NORMAL``,
+  foreign keys on and a busy timeout, so readers never block the writer and a second writer
+  waits instead of failing at once. The file is created when missing, its folder only when
+  asked (``create_folder=True``, what :meth:`Store.from_settings` does for the default store
+  in the data directory): a URL naming a folder that does not exist is a typo, not a request
+  for a new empty store. A file that is not a SQLite database is refused as such.
 * PostgreSQL through psycopg 3: ``postgresql+psycopg://user:pass@host/db``; a bare
   ``postgresql://`` (or ``postgres://``) URL is rewritten to use psycopg.
 
@@ -23,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -31,6 +34,9 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 
 from traderunner.errors import DataRangeError, StoreError
 from traderunner.store import migrate
+
+if TYPE_CHECKING:
+    from traderunner.config import Settings
 
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -96,16 +102,24 @@ class Store:
         self.users = UserRepository(self)
 
     @classmethod
-    def connect(cls, url: str | URL, **engine_kwargs: Any) -> Store:
+    def from_settings(cls, settings: Settings) -> Store:
+        """The configured store: ``TRADERUNNER_STORE_URL``, else the SQLite file in the data
+        directory (whose folder is then created; a URL the user gave is taken as it is)."""
+        return cls.connect(settings.resolved_store_url, create_folder=not settings.store_url)
+
+    @classmethod
+    def connect(cls, url: str | URL, *, create_folder: bool = False, **engine_kwargs: Any) -> Store:
         """Open the store at ``url`` and migrate it to the code's schema; StoreError if that fails.
 
-        ``engine_kwargs`` go to :func:`sqlalchemy.create_engine` (pool sizes, echo ...).
+        ``create_folder``: create a SQLite file's missing parent folder (otherwise a missing
+        folder is refused). ``engine_kwargs`` go to :func:`sqlalchemy.create_engine` (pool
+        sizes, echo ...).
         """
         parsed = normalize_url(url)
         where = mask_url(parsed)
         is_sqlite = parsed.get_backend_name() == "sqlite"
         if is_sqlite:
-            _make_parent_folder(parsed, where)
+            _check_sqlite_file(parsed, where, create_folder)
         try:
             engine = sa.create_engine(parsed, **engine_kwargs)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -120,6 +134,8 @@ class Store:
             _first_connect(engine, is_sqlite)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             engine.dispose()
+            if is_sqlite:
+                raise _sqlite_refused(parsed, where, exc) from None
             raise StoreError(
                 f"cannot connect to the store at {where}: {_scrub(_first_line(exc), parsed)}; "
                 "check that the database server is running and reachable, and the URL "
@@ -163,12 +179,18 @@ class Store:
         return f"Store({mask_url(self.url)!r})"
 
     @contextmanager
-    def transaction(self, action: str, *, refused_hint: str | None = None) -> Iterator[Connection]:
+    def transaction(
+        self, action: str, *, refused_hint: str | None = None, snapshot: bool = False
+    ) -> Iterator[Connection]:
         """One transaction; any database failure becomes a one-line error naming ``action``.
 
         With ``refused_hint``, a violated constraint (the data was bad, not the database)
         becomes DataRangeError ending in that hint; every other failure is StoreError.
         Either way the transaction is rolled back: nothing of it is written.
+
+        ``snapshot=True`` is for reads that must agree with each other: every statement sees
+        the same committed state (PostgreSQL ``REPEATABLE READ``; on SQLite an explicit
+        ``BEGIN``, since the driver otherwise runs each SELECT on its own snapshot).
         """
         dbapi = self.engine.dialect.dbapi
         # Raw driver cursors (COPY, bulk fetches) raise the driver's own PEP 249 errors.
@@ -176,6 +198,13 @@ class Store:
         driver_integrity = getattr(dbapi, "IntegrityError", sqlite3.IntegrityError)
         try:
             with self.engine.begin() as conn:
+                if snapshot:
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                        )
+                    elif conn.dialect.name == "sqlite":
+                        conn.exec_driver_sql("BEGIN")
                 yield conn
         except (IntegrityError, driver_integrity) as exc:
             if refused_hint is None:
@@ -207,11 +236,32 @@ def _first_connect(engine: Engine, is_sqlite: bool, attempts: int = 8) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-def _make_parent_folder(url: URL, where: str) -> None:
+def _sqlite_path(url: URL) -> Path | None:
     database = url.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _check_sqlite_file(url: URL, where: str, create_folder: bool) -> None:
+    """Refuse, before SQLite quietly creates a new empty file, a path that cannot be a store."""
+    path = _sqlite_path(url)
+    if path is None:
         return
-    folder = Path(database).expanduser().parent
+    folder = path.parent
+    if path.is_dir():
+        raise StoreError(
+            f"the store {where} names the folder {path}, not a file: add a file name, e.g. "
+            f"sqlite:///{path / 'traderunner.db'} (TRADERUNNER_STORE_URL)"
+        )
+    if folder.is_dir():
+        return
+    if not create_folder:
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise StoreError(
+            f"the folder {folder} of the store {where} {what}: create it (mkdir -p {folder}) "
+            "or fix TRADERUNNER_STORE_URL"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -219,6 +269,22 @@ def _make_parent_folder(url: URL, where: str) -> None:
             f"cannot create the folder {folder} for the store {where}: {exc.strerror}; "
             "choose a writable location (TRADERUNNER_DATA_DIR or TRADERUNNER_STORE_URL)"
         ) from None
+
+
+def _sqlite_refused(url: URL, where: str, exc: BaseException) -> StoreError:
+    """A SQLite file that could not be opened, said the way its owner can fix it."""
+    detail = _first_line(exc)
+    path = _sqlite_path(url)
+    if "not a database" in detail or "malformed" in detail:
+        return StoreError(
+            f"the store file {path or where} is not a SQLite database ({detail}): point "
+            "TRADERUNNER_STORE_URL at a traderunner store, or move that file away to start a "
+            "new one"
+        )
+    return StoreError(
+        f"cannot open the SQLite store {where}: {detail}; check that the file and its folder "
+        "are readable and writable by this user (TRADERUNNER_STORE_URL)"
+    )
 
 
 def _scrub(text: str, url: URL) -> str:

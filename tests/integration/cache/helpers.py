@@ -124,3 +124,32 @@ def writer_child(
         )
     cache.close()
     store.close()
+
+
+def series_reader_child(
+    store_url: str, cache_url: str, prefix: str, symbol: str, until: int, ready: Any, results: Any
+) -> None:
+    """Another process reading a series through its own MarketCache (held copy on) until its
+    version reaches ``until``; reports what each read returned and its reads of the candles
+    table (its cache counts go to the shared ones on close)."""
+    import zlib
+
+    store = Store.connect(store_url)
+    queries = CandleQueries(store)
+    cache = MarketCache(connect(cache_url, decode=False), Keys(prefix), store, local=True)
+    seen: list[tuple[int, int, int]] = []
+    errors: list[str] = []
+    ready.set()
+    deadline = time.monotonic() + 60
+    version = 0
+    while version < until and time.monotonic() < deadline:
+        try:
+            got = cache.series(symbol, Timeframe.M5)
+        except Exception as exc:  # reported to the test, which fails on it
+            errors.append(repr(exc))
+            break
+        version = int(got.meta["version"])
+        seen.append((version, len(got), zlib.crc32(got.close.tobytes())))
+    cache.close()  # adds this process's counts to the shared ones
+    store.close()
+    results.put({"seen": seen, "errors": errors, "statements": list(queries.statements)})

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from tests.clihelpers import Ran, clean_env, run_process
+import pytest
+import redis
+
+from tests.clihelpers import Ran, clean_env, run_here, run_process
 from tests.redishelpers import free_port
 from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
+from traderunner.errors import DataRangeError
 
 
 def _run(*args: str, **env: str) -> Ran:
@@ -36,7 +41,7 @@ def test_stats_reports_what_the_processes_counted(settings: Settings, cache: Mar
     found = json.loads(ran.out)
     assert found["misses"] == 2 and found["store_loads"] == 2
     assert found["hits"] + found["local_hits"] == 5
-    assert found["kinds"]["series"]["hits"] == 1
+    assert found["kinds"]["series"]["local_hits"] == 1  # the copy held in process
     assert found["keys"] >= 3  # latest, series, stats
     assert found["memory_used"] > 0 and found["policy"] == "allkeys-lru"
     table = _run("stats", **_env(settings))
@@ -82,3 +87,28 @@ def test_the_embedded_cache_stopped_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "the embedded cache server at redis://:***@127.0.0.1:" in lines[0]
     password = (tmp_path / "redis" / "password").read_text().strip()
     assert password not in ran.err
+
+
+def test_data_delete_drops_the_cached_series_and_latest_bar(
+    settings: Settings, cache: MarketCache, raw: redis.Redis
+) -> None:
+    held = cache.series("AAA", Timeframe.M5)
+    assert cache.latest("AAA", Timeframe.M5) is not None
+    cache.series("BBB", Timeframe.M5)
+    aaa = cache.keys.candle_series("AAA", "M5", held.meta["generation"])
+    latest = cache.keys.latest_candle("AAA", "M5")
+    assert raw.exists(aaa) and raw.exists(latest)
+    env = _env(settings) | {"TRADERUNNER_STORE_URL": settings.resolved_store_url}
+    ran = run_here(["data", "delete", "--symbol", "AAA", "-t", "M5", "--yes", "--json"], env)
+    assert ran.code == 0, ran.err
+    assert ran.json()["cache"] == "dropped"
+    assert not raw.exists(aaa) and not raw.exists(latest)
+    assert len(list(raw.scan_iter(match=cache.keys.candle_series("BBB", "M5", "*")))) == 1
+    # This process still holds its copy of AAA, but every read checks the store first.
+    with pytest.raises(DataRangeError, match="no M5 candles for 'AAA'"):
+        cache.series("AAA", Timeframe.M5)
+    # The latest bar held in process goes with the invalidation the DEL pushed to it.
+    deadline = time.monotonic() + 5
+    while cache.latest("AAA", Timeframe.M5) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.latest("AAA", Timeframe.M5) is None

@@ -20,6 +20,7 @@ from traderunner.cache import MarketCache
 from traderunner.config import Settings
 from traderunner.domain import Timeframe
 from traderunner.redisdb.connection import connect
+from traderunner.redisdb.keys import Keys
 from traderunner.store import Store
 
 M5 = Timeframe.M5
@@ -118,8 +119,10 @@ def test_flushall_empties_the_local_tier_and_reads_refill(
         assert _eventually(lambda: cache.stats().local_entries == 0)
         queries.reset()
         _answers(cache, store)
-        # the three reads above refilled from the store (1 + 1 + 1), plus _answers' own two
-        assert queries.count == 5
+        # the two latest reads above refilled from the store (1 + 1), plus _answers' own two;
+        # the series is the copy held in process, checked against the store's series row (a
+        # FLUSHALL cannot make it wrong)
+        assert queries.count == 4
         assert client.exists(cache.keys.latest_candle("AAA", "M5"))
     finally:
         cache.close()
@@ -127,11 +130,14 @@ def test_flushall_empties_the_local_tier_and_reads_refill(
 
 def test_an_evicted_series_is_loaded_again(env: tuple[Settings, Store, redis.Redis]) -> None:
     settings, store, client = env
-    cache = MarketCache.from_settings(settings, store)
+    # No copy held in process: every read goes to Redis.
+    cache = MarketCache(
+        connect(settings.cache_url, decode=False), Keys(settings.redis_prefix), store, held_bytes=0
+    )
     queries = CandleQueries(store)
     try:
         first = cache.series("AAA", M5)
-        key = cache.keys.candle_series("AAA", "M5", first.meta["version"])
+        key = cache.keys.candle_series("AAA", "M5", first.meta["generation"])
         used = int(client.info("memory")["used_memory"])
         client.config_set("maxmemory", str(used + 2 * 2**20))
         filler = b"x" * 65536
@@ -159,7 +165,7 @@ def test_garbage_in_a_key_is_answered_from_the_store_and_repaired(
         info = store.candles.series("AAA", M5)
         assert info is not None
         latest_key = cache.keys.latest_candle("AAA", "M5")
-        series_key = cache.keys.candle_series("AAA", "M5", info.version)
+        series_key = cache.keys.candle_series("AAA", "M5", info.generation)
         config_key = cache.keys.strategy_config("sma")
         for key, junk in (
             (latest_key, b"\x00garbage"),
@@ -172,7 +178,7 @@ def test_garbage_in_a_key_is_answered_from_the_store_and_repaired(
             assert cache.strategy_config("sma") is None
         assert len(_warnings(caplog, "corrupt")) == 1
         assert client.get(latest_key)[:4] == b"TRC\x01"  # type: ignore[index]
-        assert client.get(series_key)[:4] == b"TRS\x01"  # type: ignore[index]
+        assert client.get(series_key)[:4] == b"TRS\x02"  # type: ignore[index]
         assert cache.stats().kinds["latest"]["errors"] >= 1
     finally:
         cache.close()
@@ -188,7 +194,7 @@ def test_a_key_of_the_wrong_type_is_answered_from_the_store_and_replaced(
         info = store.candles.series("AAA", M5)
         assert info is not None
         latest_key = cache.keys.latest_candle("AAA", "M5")
-        series_key = cache.keys.candle_series("AAA", "M5", info.version)
+        series_key = cache.keys.candle_series("AAA", "M5", info.generation)
         client.hset(latest_key, "oops", "1")
         client.rpush(series_key, "oops")
         client.sadd(cache.keys.strategy_config("sma"), "oops")

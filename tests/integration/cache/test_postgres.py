@@ -57,5 +57,20 @@ def test_latest_and_series_over_postgres(redis_pair: RedisPair, pg_store: Store)
         for _ in range(2):
             assert_same_bars(cache.series("PGA", Timeframe.M5), bars)
         assert cache.stats().kinds["series"]["store_loads"] == 1
+        # An append through the cache extends what it holds; a plain store write is read
+        # back as a tail (a second cache sharing the Redis sees both, loading nothing whole).
+        more = make_candles(3, "PGA", start=int(bars.ts[-1]) // 10**9 + 300, seed=12)
+        assert cache.append(more.slice(0, 1)).kind == "append"
+        assert pg_store.candles.upsert(more.slice(1, 3)).kind == "append"
+        want = pg_store.candles.load("PGA", Timeframe.M5)
+        assert len(want) == N_BARS + 3
+        assert_same_bars(cache.series("PGA", Timeframe.M5), want)
+        other = MarketCache(connect(redis_pair.cache.url, decode=False), cache.keys, pg_store)
+        try:
+            assert_same_bars(other.series("PGA", Timeframe.M5), want)
+        finally:
+            other.close()
+        series = cache.stats().kinds["series"]
+        assert series["store_loads"] == 1 and series["extends"] == 1
     finally:
         cache.close()

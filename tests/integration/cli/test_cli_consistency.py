@@ -71,7 +71,8 @@ def test_readers_start_no_server_and_writers_say_they_did(tmp_path: Path) -> Non
 
     code, out, err = cli("jobs", "list", "--json")
     assert code == 0, err
-    assert json.loads(out) == {"jobs": []}
+    listed = json.loads(out)
+    assert (listed["jobs"], listed["total"]) == ([], 0)
     assert "not running" in err and "live progress" in err
     assert running() == {"durable": False, "cache": False}  # a read started nothing
     assert cli("data", "demo", "--symbols", "AAA", "--days", "2")[0] == 0

@@ -55,6 +55,7 @@ def pg_schema_url() -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
+        (tmp_path / "store").mkdir()
         return f"sqlite:///{tmp_path / 'store' / 'traderunner.db'}"
     url: str = request.getfixturevalue("pg_schema_url")
     return url

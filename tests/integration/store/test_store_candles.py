@@ -19,7 +19,14 @@ def test_round_trip_keeps_every_value_and_the_source(store: Store) -> None:
     bars = synthetic_candles(
         "AAPL", Timeframe.M5, datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 7, tzinfo=UTC)
     )
-    assert store.candles.upsert(bars) == len(bars) > 0
+    write = store.candles.upsert(bars)
+    assert (write.kind, write.bars, write.inserted, write.changed) == (
+        "new",
+        len(bars),
+        len(bars),
+        0,
+    )
+    assert write.previous is None and write.series == store.candles.series("AAPL", Timeframe.M5)
     loaded = store.candles.load("AAPL", Timeframe.M5)
     assert_same_bars(loaded, bars)
     assert loaded.symbol == "AAPL"
@@ -27,7 +34,7 @@ def test_round_trip_keeps_every_value_and_the_source(store: Store) -> None:
     assert loaded.source == "synthetic"
     assert loaded.ts.dtype == np.int64
     assert loaded.close.dtype == np.float64
-    assert loaded.meta["version"] == 1
+    assert loaded.meta == {"version": 1, "generation": write.series.generation}
 
 
 def test_load_bounds_are_inclusive_and_match_between(store: Store) -> None:
@@ -65,15 +72,16 @@ def test_every_write_bumps_the_version_of_its_own_series_only(store: Store) -> N
     aapl = store.candles.series("AAPL", Timeframe.M5)
     assert aapl is not None
     assert aapl.version == 1
-    store.candles.upsert(make_candles(10, symbol="AAPL", seed=5))
-    store.candles.upsert(make_candles(10, symbol="AAPL", seed=5))  # same bars again
+    store.candles.upsert(make_candles(10, symbol="AAPL", seed=5))  # new values: a rewrite
+    store.candles.upsert(make_candles(10, symbol="AAPL", seed=6))
     after = {s.symbol: s.version for s in store.candles.list_series()}
     assert after == {"AAPL": 3, "MSFT": 1}
     assert store.candles.load("AAPL", Timeframe.M5).meta["version"] == 3
 
 
 def test_empty_upsert_writes_nothing(store: Store) -> None:
-    assert store.candles.upsert(make_candles(0)) == 0
+    write = store.candles.upsert(make_candles(0))
+    assert (write.kind, write.bars, write.series) == ("unchanged", 0, None)
     assert store.candles.list_series() == []
 
 

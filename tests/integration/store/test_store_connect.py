@@ -17,7 +17,7 @@ from .store_helpers import assert_same_bars, make_candles
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "traderunner.db"  # the folders do not exist yet
-    with Store.connect(f"sqlite:///{path}") as store:
+    with Store.connect(f"sqlite:///{path}", create_folder=True) as store:
         assert path.exists()
         assert store.dialect == "sqlite"
         with store.engine.connect() as conn:
@@ -113,7 +113,48 @@ def test_an_unwritable_sqlite_folder_is_reported(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot create the folder"):
-        Store.connect(f"sqlite:///{blocker / 'sub' / 'x.db'}")
+        Store.connect(f"sqlite:///{blocker / 'sub' / 'x.db'}", create_folder=True)
+
+
+def test_a_store_url_into_a_missing_folder_is_refused_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'traderunner.db'}"
+    with pytest.raises(StoreError) as err:
+        Store.connect(url)
+    message = str(err.value)
+    assert message.startswith(f"the folder {tmp_path / 'typo'} of the store {url} does not exist")
+    assert "mkdir -p" in message and "TRADERUNNER_STORE_URL" in message and "\n" not in message
+    assert not (tmp_path / "typo").exists()
+    # A folder where a file should be is said so too.
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(StoreError, match=r"names the folder .*adir, not a file"):
+        Store.connect(f"sqlite:///{tmp_path / 'adir'}")
+
+
+def test_the_default_store_in_the_data_dir_creates_its_folder(tmp_path: Path) -> None:
+    from traderunner.config import Settings
+
+    data_dir = tmp_path / "fresh" / "data"
+    with Store.from_settings(Settings(data_dir=data_dir)) as store:
+        assert store.dialect == "sqlite"
+    assert (data_dir / "traderunner.db").is_file()
+    given = Settings(data_dir=data_dir, store_url=f"sqlite:///{tmp_path / 'no' / 'x.db'}")
+    with pytest.raises(StoreError, match="does not exist"):
+        Store.from_settings(given)
+
+
+def test_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    text = "these are my notes, not a database\n" * 100
+    path.write_text(text)
+    with pytest.raises(StoreError) as err:
+        Store.connect(f"sqlite:///{path}")
+    message = str(err.value)
+    assert message.startswith(f"the store file {path} is not a SQLite database")
+    assert "server is running" not in message and "\n" not in message
+    assert "TRADERUNNER_STORE_URL" in message
+    assert path.read_text() == text  # untouched
 
 
 @pytest.mark.postgres

@@ -225,6 +225,7 @@ def test_a_store_made_before_migrations_is_upgraded_and_keeps_every_row(store_ur
         assert_same_bars(got, made["bars"])  # type: ignore[arg-type]
         info = store.candles.series("MSFT", Timeframe.M5)
         assert info is not None and info.count == 300 and info.version == 7
+        assert info.generation == 7  # 0002 starts every series at its version
         job = store.jobs.get("job1")
         assert job is not None and job.owner == "ana" and job.state.value == "succeeded"
         assert job.spec == {"strategy": "sma_cross", "symbols": ["MSFT"]}

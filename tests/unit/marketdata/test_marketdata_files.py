@@ -178,9 +178,51 @@ def test_the_count_of_similar_bad_rows_is_given(write_csv: WriteCsv) -> None:
         read_candle_file(write_csv(rows), "X", M5)
 
 
-def test_bars_closer_than_the_timeframe_are_refused(write_csv: WriteCsv) -> None:
-    with pytest.raises(DataFileError, match=r"row 2 \(line 3\).*300 s after .*one M15 bar"):
+def retimed(times: list[str]) -> list[str]:
+    return [f"{t},{r.split(',', 1)[1]}" for t, r in zip(times, GOOD_ROWS, strict=True)]
+
+
+def test_the_timeframe_is_told_from_the_times(write_csv: WriteCsv) -> None:
+    bars = read_candle_file(write_csv(), "X")
+    assert bars.timeframe is M5 and bars.meta["timeframe_inferred"] is True
+    daily = retimed([f"2024-01-{d:02d}" for d in (2, 3, 4, 5, 8, 9)])  # a weekend inside
+    assert read_candle_file(write_csv(daily), "X").timeframe is Timeframe.D1
+
+
+def test_a_timeframe_the_times_contradict_is_refused(write_csv: WriteCsv) -> None:
+    daily = retimed([f"2024-01-{d:02d}" for d in (2, 3, 4, 5, 8, 9)])
+    path = write_csv(daily, name="daily.csv")
+    with pytest.raises(DataFileError) as err:
+        read_candle_file(path, "X", M5)  # the bug this guards: daily bars stored as M5
+    text = str(err.value)
+    assert text.startswith(f"{path}: the bars are D1 (most common gap 1 day (80% of 5 gaps)")
+    assert text.endswith("not M5 as --timeframe says: drop --timeframe, or pass --timeframe D1")
+    with pytest.raises(DataFileError, match=r"the bars are M5 .* not M15 as --timeframe says"):
         read_candle_file(write_csv(), "X", Timeframe.M15)
+    assert read_candle_file(path, "X", Timeframe.D1).timeframe is Timeframe.D1
+
+
+def test_times_that_cannot_tell_need_a_timeframe_which_is_then_checked(
+    write_csv: WriteCsv,
+) -> None:
+    # 5, 12, 16, 28 and 29 minutes apart: no gap is common enough to be the bar size.
+    clock = ("14:30", "14:35", "14:47", "15:03", "15:31", "16:00")
+    odd = retimed([f"2024-01-02T{t}:00Z" for t in clock])
+    path = write_csv(odd)
+    with pytest.raises(DataFileError) as err:
+        read_candle_file(path, "X")
+    text = str(err.value)
+    assert text.startswith(f"{path}: cannot tell the timeframe from the bar times: the bar times")
+    assert "irregular" in text and text.endswith("if you know it")
+    given = read_candle_file(path, "X", M5)
+    assert given.timeframe is M5 and given.meta["timeframe_inferred"] is False
+    # A given timeframe the times cannot confirm must still fit them: bars a bar apart at least.
+    with pytest.raises(DataFileError, match=r"row 2 \(line 3\).*300 s after .*one M15 bar"):
+        read_candle_file(path, "X", Timeframe.M15)
+    one = write_csv(GOOD_ROWS[:1], name="one.csv")
+    with pytest.raises(DataFileError, match=r"1 bar\(s\) are too few to tell the timeframe"):
+        read_candle_file(one, "X")
+    assert len(read_candle_file(one, "X", M5)) == 1
 
 
 def test_missing_columns_list_what_was_found_and_what_is_needed(write_csv: WriteCsv) -> None:

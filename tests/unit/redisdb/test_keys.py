@@ -37,7 +37,7 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("user_sessions", {"user": "ana"}, "tr:sessions:ana"),
     ("latest_candle", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:candle:AAPL.US:M5"),
     ("latest_candles", {}, "tr:candle:"),
-    ("candle_series", {"symbol": "AAPL", "timeframe": "D1", "version": 7}, "tr:series:AAPL:D1:v7"),
+    ("candle_series", {"symbol": "AAPL", "timeframe": "D1", "generation": 7}, "tr:series:AAPL:D1:g7"),
     ("strategy_config", {"name": "fast"}, "tr:config:fast"),
     ("strategy_configs", {}, "tr:config:"),
     ("provider_response", {"digest": "00ff"}, "tr:response:00ff"),
@@ -89,7 +89,7 @@ def test_prefix_keys_cover_exactly_their_builders_keys() -> None:
     assert not keys.candle_series("A", "M5", 1).startswith(keys.latest_candles())
     assert keys.everything() == "tr:*"
     # The fill lock of a (prefixed) cache key carries the prefix once.
-    assert keys.cache_fill_lock(keys.candle_series("A", "M5", 1)) == "tr:fill:series:A:M5:v1"
+    assert keys.cache_fill_lock(keys.candle_series("A", "M5", 1)) == "tr:fill:series:A:M5:g1"
 
 
 def test_ttls_come_from_one_place_each() -> None:
