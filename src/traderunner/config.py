@@ -38,6 +38,12 @@ Settings
     eodhd_intraday_cost calls one intraday request costs against the quotas (default 5)
     cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
     cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
+    bus_stream_maxlen   entries each bus topic's stream keeps (approximate trimming at every
+                    publish; default 100000): a consumer away longer than that loses the oldest
+    bus_claim_idle  seconds an entry may stay unacknowledged before another consumer of its
+                    group claims it (its consumer died); above the slowest handler (default 30)
+    bus_max_deliveries  deliveries of one entry before it goes to the dead-letter stream
+                    (default 5)
 """
 
 from __future__ import annotations
@@ -92,6 +98,11 @@ class Settings(BaseSettings):
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)
     cache_config_ttl: int = Field(default=3600, ge=1)
+
+    # -- the bus: durable streams with consumer groups ----------------------------------------
+    bus_stream_maxlen: int = Field(default=100_000, ge=100)
+    bus_claim_idle: float = Field(default=30.0, gt=0, le=86400)
+    bus_max_deliveries: int = Field(default=5, ge=1, le=1000)
 
     @field_validator("data_dir")
     @classmethod

@@ -29,6 +29,17 @@ PROVIDER_RESPONSE_TTL = 86400  # default of TRADERUNNER_CACHE_RESPONSE_TTL
 CACHE_FILL_LOCK_TTL = 15  # one loader per missing key: 2 s (a candle), 15 s refreshed (a series)
 CACHE_STATS_TTL = 7 * 86400  # refreshed by every flush of a process's counters
 
+# -- the bus (bus/): one stream per topic, its dead letters, its Pub/Sub copy ---------------
+# Streams have no TTL: retention is a length, trimmed approximately (XADD MAXLEN ~) by every
+# publish, because the durable server runs noeviction and a stream that grew without bound
+# would end up refusing the writes of every job. A consumer down for longer than the stream
+# holds loses the oldest entries (counted as "trimmed" by the consumer when it claims them).
+BUS_STREAM_MAXLEN = 100_000  # entries per topic: default of TRADERUNNER_BUS_STREAM_MAXLEN
+BUS_DEAD_MAXLEN = 10_000  # dead letters kept per topic, trimmed the same way
+# Consumer groups live inside their stream, so their names need no prefix: one group per
+# consuming service, named after it.
+TRADER_GROUP = "trader"
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
@@ -177,6 +188,36 @@ SCHEMA: tuple[KeySpec, ...] = (
         "cache",
         "hits, misses, errors, local hits and store loads per kind, summed over processes",
     ),
+    # -- the bus ----------------------------------------------------------------------------
+    KeySpec(
+        "bus_stream",
+        "bus:{topic}",
+        "stream",
+        None,
+        "durable",
+        "the durable stream of one topic (`signals`, `candles.{timeframe}`): one JSON envelope "
+        "per entry (field `envelope`), read by one consumer group per service (`trader`); "
+        "trimmed to about TRADERUNNER_BUS_STREAM_MAXLEN entries (default 100000)",
+    ),
+    KeySpec(
+        "bus_dead",
+        "bus:{topic}:dead",
+        "stream",
+        None,
+        "durable",
+        "dead letters of one topic: the original entry, the reason (bad_json, bad_envelope, "
+        "unknown_type, wrong_version, wrong_topic, handler_failed, undeliverable), the group "
+        "and the delivery count; trimmed to about 10000 entries",
+    ),
+    KeySpec(
+        "bus_channel",
+        "bus:{topic}:live",
+        "channel",
+        None,
+        "durable",
+        "PUBLISH of every envelope of one topic, for live screens (`signals tail`, the "
+        "dashboard): ephemeral, a subscriber loses what is sent while it is away",
+    ),
     KeySpec(
         "celery",
         "celery… (kombu global_keyprefix)",
@@ -245,6 +286,18 @@ class Keys:
 
     def cache_stats(self) -> str:
         return f"{self.prefix}cache:stats"
+
+    # -- the bus (bus/) -------------------------------------------------------------------------
+
+    def bus_stream(self, topic: str) -> str:
+        return f"{self.prefix}bus:{topic}"
+
+    def bus_dead(self, topic: str) -> str:
+        return f"{self.bus_stream(topic)}:dead"
+
+    def bus_channel(self, topic: str) -> str:
+        """The Pub/Sub channel of ``topic`` (a glob such as ``candles.*`` for PSUBSCRIBE)."""
+        return f"{self.bus_stream(topic)}:live"
 
     def celery(self) -> str:
         """The kombu ``global_keyprefix`` for Celery's own keys."""

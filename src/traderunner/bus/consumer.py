@@ -1,0 +1,510 @@
+"""Consuming: one member of a consumer group, reading one or more topics.
+
+The loop (:meth:`Consumer.run`, or one step at a time with :meth:`Consumer.poll`):
+
+1. **Prepare** (at start and after every reconnect): create the group on each stream if it
+   is missing (``XGROUP CREATE ... MKSTREAM``), send the acknowledgements a Redis outage held
+   back, and take back this consumer's own pending entries (a restart under the same name
+   resumes at once, without waiting for ``claim_idle``).
+2. **Claim** (every ``claim_idle / 4``, at most 5 s): ``XAUTOCLAIM`` entries that other
+   consumers of the group left unacknowledged for ``claim_idle`` (they died), and handle them.
+3. **Read** new entries (``XREADGROUP ... BLOCK``), decode each, call the handler, and
+   ``XACK`` the entries whose handler returned (one ``XACK`` per batch and stream).
+
+Entries that cannot be used go to the dead-letter stream with the reason (deadletter.py).
+A handler that raises is called again with the same entry, in place (the entries after it
+wait: order is kept), after ``retry_delay`` doubling to ``retry_cap``; each call counts as a
+delivery in Redis (``XCLAIM``), and the ``max_deliveries``-th failure dead-letters it. A
+handler that raises one of the ``transient`` errors (the store or a Redis is down) is retried
+the same way for as long as it takes, without counting: a down dependency is not the entry's
+fault. Redis itself down or restarting (connection refused, ``LOADING``) makes the loop wait
+and reconnect with backoff; a group that vanished with a restart that lost data is created
+again at the last entry this consumer acknowledged, not at the start of the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import redis
+
+from traderunner.bus.deadletter import dead_fields
+from traderunner.bus.envelope import Envelope, Reason
+from traderunner.bus.monitor import GroupStats, topic_stats
+from traderunner.bus.options import BusOptions
+from traderunner.bus.publisher import FIELD, REDIS_DOWN
+from traderunner.bus.topics import check_topic
+from traderunner.errors import MessageError, RedisError, StoreError
+from traderunner.redisdb.connection import bytes_client
+from traderunner.redisdb.keys import Keys
+
+log = logging.getLogger(__name__)
+
+#: Handler errors that are not the entry's fault: retried without counting a delivery.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StoreError,
+    RedisError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One entry handed to the handler.
+
+    ``deliveries`` counts how often Redis handed it out (1 the first time); above 1 it may
+    already have been handled, by this process or one that died before ``XACK``: the handler
+    must then recognise ``envelope.id`` and do nothing again.
+    """
+
+    envelope: Envelope
+    topic: str
+    entry_id: str
+    deliveries: int
+
+
+Handler = Callable[[Delivery], None]
+
+
+@dataclass(slots=True)
+class Counters:
+    """What this consumer did since it was built (for logs and the System page)."""
+
+    handled: int = 0  # handler returned, entry acknowledged
+    failed: int = 0  # handler calls that raised
+    dead_lettered: int = 0
+    claimed: int = 0  # entries taken over from consumers that died
+    trimmed: int = 0  # pending entries the stream had trimmed before anyone handled them
+    reconnects: int = 0
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Consumer:
+    """One consumer ``name`` in ``group``, reading ``topics`` and calling ``handler``.
+
+    ``accept`` lists the message types the handler understands with their versions
+    (``{"signal": {1}}``); anything else is dead-lettered. ``start`` is where a group that
+    does not exist yet begins: ``"$"`` (only what is published from now on; the default) or
+    ``"0"`` (everything the stream still holds). Give each process its own stable ``name``
+    (one per host and service, say): a restart under the same name takes its pending entries
+    back at once. The client may decode responses or not: the consumer reads through a
+    byte-returning sibling (an entry that is not UTF-8 is dead-lettered, not fatal).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        group: str,
+        name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        accept: Mapping[str, Collection[int]],
+        options: BusOptions | None = None,
+        start: str = "$",
+        transient: tuple[type[BaseException], ...] = TRANSIENT,
+    ) -> None:
+        if not topics:
+            raise ValueError("a consumer needs at least one topic")
+        self.keys = keys
+        self.group = group
+        self.name = name
+        self.topics = tuple(check_topic(t) for t in topics)
+        self.handler = handler
+        self.accept = {k: frozenset(v) for k, v in accept.items()}
+        self.options = options or BusOptions()
+        self.start = start
+        self.transient = transient
+        self.counters = Counters()
+        self._given = client
+        self.redis, self._owns_redis = bytes_client(client)
+        self._streams = {keys.bus_stream(t): t for t in self.topics}
+        self._stop = threading.Event()
+        self._ready = False
+        self._next_claim = 0.0
+        self._acks: dict[str, list[str]] = {s: [] for s in self._streams}
+        self._resume: dict[str, str] = {}  # stream -> where a vanished group is re-created
+        self._down_since: float | None = None
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; survives Redis restarts. Returns after the current
+        batch (within ``options.block`` seconds of the stop)."""
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                self.poll()
+                delay = 0.05
+            except REDIS_DOWN as exc:
+                self._lost(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 2.0)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return; safe from any thread and from signal handlers."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        """Release the byte client made for this consumer (the given one stays open)."""
+        if self._owns_redis:
+            self.redis.close()
+
+    def poll(self, block: float | None = None) -> int:
+        """One step: prepare if needed, claim if due, read one batch and handle it.
+
+        Returns how many entries the handler took. Raises redis' connection errors when
+        Redis is down (``run`` waits and retries them).
+        """
+        if not self._ready:
+            self._prepare()
+        done = 0
+        if time.monotonic() >= self._next_claim:
+            done += self._claim_pass()
+            interval = min(self.options.claim_idle / 4, 5.0)
+            self._next_claim = time.monotonic() + interval
+        wait = self.options.block_ms if block is None else max(1, round(block * 1000))
+        try:
+            reply = self.redis.xreadgroup(
+                self.group,
+                self.name,
+                dict.fromkeys(self._streams, ">"),
+                count=self.options.batch,
+                block=wait,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_vanished()
+            return done
+        self._recovered()
+        for stream, entries in cast(list[Any], reply or []):
+            stream = _s(stream)
+            for entry_id, fields in entries:
+                done += self._deliver(stream, _s(entry_id), fields or {}, 1)
+                if self._stop.is_set():
+                    break
+        self._flush_acks()
+        return done
+
+    def stats(self) -> list[GroupStats]:
+        """This group's figures on each of its topics (lag, pending, consumers)."""
+        out = []
+        for topic in self.topics:
+            found = topic_stats(self.redis, self.keys, topic).group(self.group)
+            if found is not None:
+                out.append(found)
+        return out
+
+    # -- the three phases --------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        for stream in self._streams:
+            self._ensure_group(stream, self._resume.get(stream, self.start))
+            if stream not in self._resume:
+                self._resume[stream] = self._last_delivered(stream)
+        self._flush_acks()
+        for stream in self._streams:
+            self._take_back_own(stream)
+        self._flush_acks()
+        self._ready = True
+
+    def _claim_pass(self) -> int:
+        done = 0
+        for stream in self._streams:
+            cursor = "0-0"
+            while not self._stop.is_set():
+                try:
+                    reply: list[Any] = self.redis.xautoclaim(  # type: ignore[assignment]
+                        stream,
+                        self.group,
+                        self.name,
+                        self.options.claim_idle_ms,
+                        cursor,
+                        count=self.options.batch,
+                    )
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._group_vanished()
+                    return done
+                cursor = _s(reply[0])
+                entries = [(_s(i), f) for i, f in reply[1] if f is not None]
+                self._note_trimmed(stream, [_s(i) for i in reply[2]] if len(reply) > 2 else [])
+                if entries:
+                    self.counters.claimed += len(entries)
+                    log.warning(
+                        "bus: %s/%s took over %d entries left pending on %s",
+                        self.group,
+                        self.name,
+                        len(entries),
+                        self._streams[stream],
+                    )
+                    counts = self._deliveries(stream, [i for i, _ in entries])
+                    for entry_id, fields in entries:
+                        done += self._deliver(stream, entry_id, fields, counts.get(entry_id, 2))
+                self._flush_acks()
+                if cursor == "0-0":
+                    break
+        return done
+
+    def _take_back_own(self, stream: str) -> None:
+        low = "-"
+        while not self._stop.is_set():
+            rows = cast(
+                list[Any],
+                self.redis.xpending_range(
+                    stream, self.group, low, "+", self.options.batch, consumername=self.name
+                ),
+            )
+            if not rows:
+                return
+            ids: list[Any] = [_s(r["message_id"]) for r in rows]
+            counts = {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+            # XCLAIM counts one more delivery each, and drops ids the stream no longer has.
+            claimed = cast(
+                list[Any], self.redis.xclaim(stream, self.group, self.name, 0, list(ids))
+            )
+            got = {_s(i): f for i, f in claimed if f is not None}
+            self._note_trimmed(stream, [i for i in ids if i not in got])
+            for entry_id in ids:
+                if entry_id in got:
+                    self._deliver(stream, entry_id, got[entry_id], counts[entry_id] + 1)
+            self._flush_acks()
+            low = "(" + ids[-1]
+
+    # -- one entry ---------------------------------------------------------------------------
+
+    def _deliver(self, stream: str, entry_id: str, fields: Mapping[Any, Any], count: int) -> int:
+        """Handle one entry; 1 when the handler took it (now queued for XACK), else 0."""
+        topic = self._streams[stream]
+        opts = self.options
+        raw = fields.get(FIELD.encode(), fields.get(FIELD))
+        if count > opts.max_deliveries:
+            self._dead(
+                stream,
+                entry_id,
+                fields,
+                Reason.UNDELIVERABLE,
+                f"delivered {count} times without an acknowledgement (its consumers died "
+                "handling it)",
+                count,
+            )
+            return 0
+        try:
+            if raw is None:
+                raise MessageError(Reason.BAD_ENVELOPE, f"entry has no {FIELD!r} field")
+            envelope = Envelope.decode(raw, topic=topic, accept=self.accept)
+        except MessageError as exc:
+            self._dead(stream, entry_id, fields, exc.reason, str(exc), count)
+            return 0
+        delivery = Delivery(envelope, topic, entry_id, count)
+        delay = opts.retry_delay
+        transient_logged = False
+        while True:
+            try:
+                self.handler(delivery)
+            except self.transient as exc:
+                self.counters.failed += 1
+                if not transient_logged:
+                    log.warning(
+                        "bus: %s handler cannot finish entry %s on %s (%s: %s); retrying",
+                        self.group,
+                        entry_id,
+                        topic,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    transient_logged = True
+                if not self._wait_and_hold(stream, entry_id, delay, count=False):
+                    return 0
+            except Exception as exc:
+                self.counters.failed += 1
+                log.warning(
+                    "bus: %s handler failed on entry %s of %s, delivery %d of %d (%s: %s)",
+                    self.group,
+                    entry_id,
+                    topic,
+                    delivery.deliveries,
+                    opts.max_deliveries,
+                    type(exc).__name__,
+                    exc,
+                )
+                if delivery.deliveries >= opts.max_deliveries:
+                    detail = f"handler raised {type(exc).__name__}: {exc}".replace("\n", " ")
+                    self._dead(
+                        stream, entry_id, fields, Reason.HANDLER_FAILED, detail, delivery.deliveries
+                    )
+                    return 0
+                if not self._wait_and_hold(stream, entry_id, delay, count=True):
+                    return 0
+                delivery = replace(delivery, deliveries=delivery.deliveries + 1)
+            else:
+                self.counters.handled += 1
+                self._acks[stream].append(entry_id)
+                return 1
+            delay = min(delay * 2, opts.retry_cap)
+
+    def _wait_and_hold(self, stream: str, entry_id: str, delay: float, *, count: bool) -> bool:
+        """Sleep ``delay`` then re-claim the entry (resetting its idle time, so no other
+        consumer takes it meanwhile; ``count``: as one more delivery). False: stop now, the
+        entry is no longer ours (taken over or trimmed), or the stop was asked."""
+        if self._stop.wait(delay):
+            return False
+        try:
+            got = cast(
+                list[Any],
+                self.redis.xclaim(stream, self.group, self.name, 0, [entry_id], justid=not count),
+            )
+        except REDIS_DOWN:
+            return True  # the handler's own retry will tell; the entry stays pending
+        except redis.ResponseError:
+            return True
+        return bool(got)
+
+    def _dead(
+        self,
+        stream: str,
+        entry_id: str,
+        fields: Mapping[Any, Any],
+        reason: str,
+        detail: str,
+        count: int,
+    ) -> None:
+        topic = self._streams[stream]
+        log.warning(
+            "bus: %s dead-letters entry %s of %s (%s: %s)",
+            self.group,
+            entry_id,
+            topic,
+            reason,
+            detail,
+        )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(
+            self.keys.bus_dead(topic),
+            dead_fields(  # type: ignore[arg-type]
+                topic=topic,
+                entry_id=entry_id,
+                entry=fields,
+                group=self.group,
+                consumer=self.name,
+                reason=str(reason),
+                detail=detail,
+                deliveries=count,
+            ),
+            maxlen=self.options.dead_maxlen,
+            approximate=True,
+        )
+        pipe.xack(stream, self.group, entry_id)
+        pipe.execute()
+        self.counters.dead_lettered += 1
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _flush_acks(self) -> None:
+        pending = {s: ids for s, ids in self._acks.items() if ids}
+        if not pending:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, ids in pending.items():
+            pipe.xack(stream, self.group, *ids)
+        pipe.execute()  # on a connection error the ids stay queued for the next flush
+        for stream, ids in pending.items():
+            newest = max(ids, key=_id_key)
+            if _id_key(newest) > _id_key(self._resume.get(stream, "0-0")):
+                self._resume[stream] = newest
+            self._acks[stream] = []
+
+    def _deliveries(self, stream: str, ids: list[str]) -> dict[str, int]:
+        rows = cast(
+            list[Any],
+            self.redis.xpending_range(
+                stream,
+                self.group,
+                min(ids, key=_id_key),
+                max(ids, key=_id_key),
+                len(ids) + self.options.batch,
+                consumername=self.name,
+            ),
+        )
+        return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    def _note_trimmed(self, stream: str, ids: list[str]) -> None:
+        if ids:
+            self.counters.trimmed += len(ids)
+            log.warning(
+                "bus: %d pending entries of %s were trimmed before %s handled them (a consumer "
+                "was away longer than the stream keeps entries: raise TRADERUNNER_BUS_STREAM_"
+                "MAXLEN)",
+                len(ids),
+                self._streams[stream],
+                self.group,
+            )
+
+    def _ensure_group(self, stream: str, start: str) -> bool:
+        """Create the group at ``start`` unless it exists; True when it was created here."""
+        try:
+            self.redis.xgroup_create(stream, self.group, id=start, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            return False
+        return True
+
+    def _last_delivered(self, stream: str) -> str:
+        for row in cast(list[dict[Any, Any]], self.redis.xinfo_groups(stream)):
+            if _s(row.get(b"name", row.get("name"))) == self.group:
+                return _s(row.get(b"last-delivered-id", row.get("last-delivered-id")))
+        return "0-0"
+
+    def _group_vanished(self) -> None:
+        # The group is gone: Redis restarted without it (lost data). Re-create it where this
+        # consumer had got to; if another member re-created it further on, move it back so
+        # nothing after our point is skipped (re-reads are harmless: handlers are idempotent).
+        log.warning("bus: group %s vanished (Redis lost data?); re-creating it", self.group)
+        for stream in self._streams:
+            resume = self._resume.get(stream, "0-0")
+            if not self._ensure_group(stream, resume):
+                current = self._last_delivered(stream)
+                if _id_key(current) > _id_key(resume):
+                    self.redis.xgroup_setid(stream, self.group, resume)
+        self._ready = False
+
+    def _lost(self, exc: BaseException) -> None:
+        self._ready = False
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("bus: %s/%s lost Redis (%s); reconnecting", self.group, self.name, exc)
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "bus: %s/%s reconnected after %.1f s",
+                self.group,
+                self.name,
+                time.monotonic() - self._down_since,
+            )
+            self.counters.reconnects += 1
+            self._down_since = None

@@ -1,0 +1,117 @@
+"""What ``doctor`` and the dashboard's System page read about the bus, without consuming.
+
+:func:`topic_stats` answers from ``XINFO STREAM``, ``XINFO GROUPS`` and ``XPENDING``: a few
+round trips per topic, no scan of entries. :func:`list_topics` finds every topic of this
+deployment (a ``SCAN`` of its stream keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from traderunner.redisdb.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    """One consumer group on one topic.
+
+    ``lag``: entries in the stream not yet delivered to the group (None when Redis cannot
+    tell, which happens after entries were deleted in the group's unread range).
+    ``pending``: delivered and not yet acknowledged (being handled, or left by a consumer
+    that died: those are claimed after ``claim_idle``). ``oldest_pending_s``: how long the
+    oldest pending entry has waited since its last delivery (None: nothing pending).
+    """
+
+    topic: str
+    group: str
+    consumers: int
+    lag: int | None
+    pending: int
+    oldest_pending_s: float | None
+    last_delivered_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    """One topic: its stream's length and ends, its dead letters, and each group reading it."""
+
+    topic: str
+    length: int
+    first_id: str | None
+    last_id: str | None
+    dead_letters: int
+    groups: tuple[GroupStats, ...]
+
+    def group(self, name: str) -> GroupStats | None:
+        return next((g for g in self.groups if g.group == name), None)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _get(row: dict[Any, Any], name: str) -> Any:
+    return row.get(name, row.get(name.encode()))
+
+
+def group_stats(client: redis.Redis, keys: Keys, topic: str, row: dict[Any, Any]) -> GroupStats:
+    """A :class:`GroupStats` from one ``XINFO GROUPS`` row (plus one ``XPENDING`` if pending)."""
+    name = _text(_get(row, "name"))
+    pending = int(_get(row, "pending") or 0)
+    oldest: float | None = None
+    if pending:
+        first = cast(
+            list[Any], client.xpending_range(keys.bus_stream(topic), name, "-", "+", count=1)
+        )
+        if first:
+            oldest = int(first[0]["time_since_delivered"]) / 1000.0
+    lag = _get(row, "lag")
+    return GroupStats(
+        topic=topic,
+        group=name,
+        consumers=int(_get(row, "consumers") or 0),
+        lag=None if lag is None else int(lag),
+        pending=pending,
+        oldest_pending_s=oldest,
+        last_delivered_id=_text(_get(row, "last-delivered-id")),
+    )
+
+
+def topic_stats(client: redis.Redis, keys: Keys, topic: str) -> TopicStats:
+    """The stream, dead letters and groups of ``topic`` (all zero when nothing was published)."""
+    stream = keys.bus_stream(topic)
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(stream)
+    pipe.xlen(keys.bus_dead(topic))
+    pipe.exists(stream)
+    length, dead, exists = pipe.execute()
+    if not exists:
+        return TopicStats(topic, 0, None, None, int(dead), ())
+    first = cast(list[Any], client.xrange(stream, count=1))
+    last = cast(list[Any], client.xrevrange(stream, count=1))
+    rows = cast(list[dict[Any, Any]], client.xinfo_groups(stream))
+    return TopicStats(
+        topic=topic,
+        length=int(length),
+        first_id=_text(first[0][0]) if first else None,
+        last_id=_text(last[0][0]) if last else None,
+        dead_letters=int(dead),
+        groups=tuple(group_stats(client, keys, topic, row) for row in rows),
+    )
+
+
+def list_topics(client: redis.Redis, keys: Keys) -> list[str]:
+    """Every topic with a stream on this deployment (dead-letter streams not counted), sorted."""
+    head = keys.bus_stream("")
+    found: set[str] = set()
+    dead_suffix = keys.bus_dead("").removeprefix(head)
+    for key in client.scan_iter(match=head + "*", count=500, _type="STREAM"):
+        topic = _text(key).removeprefix(head)
+        if topic.endswith(dead_suffix):
+            topic = topic.removesuffix(dead_suffix)
+        found.add(topic)
+    return sorted(found)
