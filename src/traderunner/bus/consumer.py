@@ -24,6 +24,7 @@ again at the last entry this consumer acknowledged, not at the start of the stre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -370,6 +371,8 @@ class Consumer:
         """Sleep ``delay`` then re-claim the entry (resetting its idle time, so no other
         consumer takes it meanwhile; ``count``: as one more delivery). False: stop now, the
         entry is no longer ours (taken over or trimmed), or the stop was asked."""
+        with contextlib.suppress(*REDIS_DOWN):
+            self._flush_acks()  # the entries before this one are done: don't let them idle
         if self._stop.wait(delay):
             return False
         try:

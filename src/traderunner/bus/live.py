@@ -21,8 +21,8 @@ from typing import Any, cast
 import redis
 
 from traderunner.bus.envelope import Envelope
-from traderunner.bus.publisher import FIELD, REDIS_DOWN
-from traderunner.errors import MessageError
+from traderunner.bus.publisher import FIELD, REDIS_DOWN, server_of
+from traderunner.errors import MessageError, RedisError
 from traderunner.redisdb.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,32 @@ class LiveFeed:
         self.topics = tuple(topics)
         self.malformed = 0
         self.gaps = 0
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._subscribe()
+        self._pubsub = client.pubsub()
+        try:
+            self._subscribe(timeout=5.0)
+        except REDIS_DOWN as exc:
+            self.close()
+            raise RedisError(
+                f"bus: cannot follow {', '.join(self.topics)}: the durable Redis at "
+                f"{server_of(client)} does not answer ({exc}); check `traderunner redis status` "
+                "or TRADERUNNER_REDIS_URL"
+            ) from None
 
-    def _subscribe(self) -> None:
+    def _subscribe(self, timeout: float) -> None:
+        """Subscribe, and return once Redis confirmed every channel: from then on, nothing
+        published is missed (until the connection drops)."""
         exact = [self.keys.bus_channel(t) for t in self.topics if "*" not in t]
         globs = [self.keys.bus_channel(t) for t in self.topics if "*" in t]
         if exact:
             self._pubsub.subscribe(*exact)
         if globs:
             self._pubsub.psubscribe(*globs)
+        confirmed = 0
+        end = time.monotonic() + timeout
+        while confirmed < len(exact) + len(globs) and time.monotonic() < end:
+            message = self._pubsub.get_message(timeout=max(end - time.monotonic(), 0.0))
+            if message is not None and message.get("type") in ("subscribe", "psubscribe"):
+                confirmed += 1
 
     def get(self, timeout: float = 1.0) -> Envelope | None:
         """The next envelope, or None when none came within ``timeout`` seconds."""
