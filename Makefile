@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/cache.py
+	$(BIN)/python benchmarks/bus.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -157,7 +157,7 @@ class Consumer:
             except REDIS_DOWN as exc:
                 self._lost(exc)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 1.0)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return; safe from any thread and from signal handlers."""
