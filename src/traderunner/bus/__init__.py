@@ -45,7 +45,14 @@ waits and reconnects for ever, a publisher for ``reconnect_for`` seconds before 
 :class:`~traderunner.errors.RedisError`.
 """
 
-from traderunner.bus.consumer import TRANSIENT, Consumer, Counters, Delivery, Handler
+from traderunner.bus.consumer import (
+    TRANSIENT,
+    Consumer,
+    Counters,
+    Delivery,
+    Handler,
+    ensure_group,
+)
 from traderunner.bus.deadletter import DeadLetter, read_dead, requeue
 from traderunner.bus.envelope import Envelope, Reason, new_id, stable_id
 from traderunner.bus.live import LiveFeed, recent
@@ -67,6 +74,7 @@ __all__ = [
     "Publisher",
     "Reason",
     "TopicStats",
+    "ensure_group",
     "list_topics",
     "new_id",
     "read_dead",

@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import redis
 
-from traderunner.bus.deadletter import dead_fields
+from traderunner.bus.deadletter import DeadLetterOf, move_to_dead
 from traderunner.bus.envelope import Envelope, Reason
 from traderunner.bus.monitor import GroupStats, topic_stats
 from traderunner.bus.options import BusOptions
@@ -55,6 +55,22 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+def ensure_group(client: redis.Redis, keys: Keys, topic: str, group: str, start: str = "$") -> bool:
+    """Create ``group`` on ``topic``'s stream (and the stream) unless it exists; True if made.
+
+    ``start``: ``"$"`` (entries published from now on) or ``"0"`` (everything the stream
+    holds). A publisher calls it for the groups that must see its first message even when
+    their consumer has never run yet (the stream service, for the trader's group).
+    """
+    try:
+        client.xgroup_create(keys.bus_stream(check_topic(topic)), group, id=start, mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,36 +194,14 @@ class Consumer:
         Returns how many entries the handler took. Raises redis' connection errors when
         Redis is down (``run`` waits and retries them).
         """
-        if not self._ready:
-            self._prepare()
-        done = 0
-        if time.monotonic() >= self._next_claim:
-            done += self._claim_pass()
-            interval = min(self.options.claim_idle / 4, 5.0)
-            self._next_claim = time.monotonic() + interval
-        wait = self.options.block_ms if block is None else max(1, round(block * 1000))
+        before = self.counters.handled
         try:
-            reply = self.redis.xreadgroup(
-                self.group,
-                self.name,
-                dict.fromkeys(self._streams, ">"),
-                count=self.options.batch,
-                block=wait,
-            )
+            self._step(block)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_vanished()
-            return done
-        self._recovered()
-        for stream, entries in cast(list[Any], reply or []):
-            stream = _s(stream)
-            for entry_id, fields in entries:
-                done += self._deliver(stream, _s(entry_id), fields or {}, 1)
-                if self._stop.is_set():
-                    break
-        self._flush_acks()
-        return done
+        return self.counters.handled - before
 
     def stats(self) -> list[GroupStats]:
         """This group's figures on each of its topics (lag, pending, consumers)."""
@@ -220,6 +214,29 @@ class Consumer:
 
     # -- the three phases --------------------------------------------------------------------
 
+    def _step(self, block: float | None) -> None:
+        if not self._ready:
+            self._prepare()
+        if time.monotonic() >= self._next_claim:
+            self._claim_pass()
+            interval = min(self.options.claim_idle / 4, 5.0)
+            self._next_claim = time.monotonic() + interval
+        wait = self.options.block_ms if block is None else max(1, round(block * 1000))
+        reply = self.redis.xreadgroup(
+            self.group,
+            self.name,
+            dict.fromkeys(self._streams, ">"),
+            count=self.options.batch,
+            block=wait,
+        )
+        self._recovered()
+        for stream, entries in cast(list[Any], reply or []):
+            for entry_id, fields in entries:
+                self._deliver(_s(stream), _s(entry_id), fields or {}, 1)
+                if self._stop.is_set():
+                    break
+        self._flush_acks()
+
     def _prepare(self) -> None:
         for stream in self._streams:
             self._ensure_group(stream, self._resume.get(stream, self.start))
@@ -231,25 +248,18 @@ class Consumer:
         self._flush_acks()
         self._ready = True
 
-    def _claim_pass(self) -> int:
-        done = 0
+    def _claim_pass(self) -> None:
         for stream in self._streams:
             cursor = "0-0"
             while not self._stop.is_set():
-                try:
-                    reply: list[Any] = self.redis.xautoclaim(  # type: ignore[assignment]
-                        stream,
-                        self.group,
-                        self.name,
-                        self.options.claim_idle_ms,
-                        cursor,
-                        count=self.options.batch,
-                    )
-                except redis.ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    self._group_vanished()
-                    return done
+                reply: list[Any] = self.redis.xautoclaim(  # type: ignore[assignment]
+                    stream,
+                    self.group,
+                    self.name,
+                    self.options.claim_idle_ms,
+                    cursor,
+                    count=self.options.batch,
+                )
                 cursor = _s(reply[0])
                 entries = [(_s(i), f) for i, f in reply[1] if f is not None]
                 self._note_trimmed(stream, [_s(i) for i in reply[2]] if len(reply) > 2 else [])
@@ -264,11 +274,10 @@ class Consumer:
                     )
                     counts = self._deliveries(stream, [i for i, _ in entries])
                     for entry_id, fields in entries:
-                        done += self._deliver(stream, entry_id, fields, counts.get(entry_id, 2))
+                        self._deliver(stream, entry_id, fields, counts.get(entry_id, 2))
                 self._flush_acks()
                 if cursor == "0-0":
                     break
-        return done
 
     def _take_back_own(self, stream: str) -> None:
         low = "-"
@@ -297,8 +306,9 @@ class Consumer:
 
     # -- one entry ---------------------------------------------------------------------------
 
-    def _deliver(self, stream: str, entry_id: str, fields: Mapping[Any, Any], count: int) -> int:
-        """Handle one entry; 1 when the handler took it (now queued for XACK), else 0."""
+    def _deliver(self, stream: str, entry_id: str, fields: Mapping[Any, Any], count: int) -> None:
+        """Handle one entry: on return it is queued for XACK, dead-lettered, or (on a stop or
+        when another consumer took it over) left pending."""
         topic = self._streams[stream]
         opts = self.options
         raw = fields.get(FIELD.encode(), fields.get(FIELD))
@@ -312,14 +322,14 @@ class Consumer:
                 "handling it)",
                 count,
             )
-            return 0
+            return
         try:
             if raw is None:
                 raise MessageError(Reason.BAD_ENVELOPE, f"entry has no {FIELD!r} field")
             envelope = Envelope.decode(raw, topic=topic, accept=self.accept)
         except MessageError as exc:
             self._dead(stream, entry_id, fields, exc.reason, str(exc), count)
-            return 0
+            return
         delivery = Delivery(envelope, topic, entry_id, count)
         delay = opts.retry_delay
         transient_logged = False
@@ -339,7 +349,7 @@ class Consumer:
                     )
                     transient_logged = True
                 if not self._wait_and_hold(stream, entry_id, delay, count=False):
-                    return 0
+                    return
             except Exception as exc:
                 self.counters.failed += 1
                 log.warning(
@@ -357,14 +367,14 @@ class Consumer:
                     self._dead(
                         stream, entry_id, fields, Reason.HANDLER_FAILED, detail, delivery.deliveries
                     )
-                    return 0
+                    return
                 if not self._wait_and_hold(stream, entry_id, delay, count=True):
-                    return 0
+                    return
                 delivery = replace(delivery, deliveries=delivery.deliveries + 1)
             else:
                 self.counters.handled += 1
                 self._acks[stream].append(entry_id)
-                return 1
+                return
             delay = min(delay * 2, opts.retry_cap)
 
     def _wait_and_hold(self, stream: str, entry_id: str, delay: float, *, count: bool) -> bool:
@@ -404,24 +414,8 @@ class Consumer:
             reason,
             detail,
         )
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(
-            self.keys.bus_dead(topic),
-            dead_fields(  # type: ignore[arg-type]
-                topic=topic,
-                entry_id=entry_id,
-                entry=fields,
-                group=self.group,
-                consumer=self.name,
-                reason=str(reason),
-                detail=detail,
-                deliveries=count,
-            ),
-            maxlen=self.options.dead_maxlen,
-            approximate=True,
-        )
-        pipe.xack(stream, self.group, entry_id)
-        pipe.execute()
+        letter = DeadLetterOf(topic, entry_id, fields, self.group, self.name, count)
+        move_to_dead(self.redis, self.keys, letter, str(reason), detail, self.options.dead_maxlen)
         self.counters.dead_lettered += 1
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -467,14 +461,7 @@ class Consumer:
             )
 
     def _ensure_group(self, stream: str, start: str) -> bool:
-        """Create the group at ``start`` unless it exists; True when it was created here."""
-        try:
-            self.redis.xgroup_create(stream, self.group, id=start, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-            return False
-        return True
+        return ensure_group(self.redis, self.keys, self._streams[stream], self.group, start)
 
     def _last_delivered(self, stream: str) -> str:
         for row in cast(list[dict[Any, Any]], self.redis.xinfo_groups(stream)):

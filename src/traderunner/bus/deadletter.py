@@ -43,29 +43,43 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def dead_fields(
-    *,
-    topic: str,
-    entry_id: str,
-    entry: Mapping[Any, Any],
-    group: str,
-    consumer: str,
-    reason: str,
-    detail: str,
-    deliveries: int,
-) -> dict[str, str]:
-    """The fields of one dead letter (bytes that are not UTF-8 are kept as ``\\x..`` escapes)."""
-    return {
-        "topic": topic,
-        "entry_id": entry_id,
-        "entry": json.dumps({_text(k): _text(v) for k, v in entry.items()}, ensure_ascii=False),
-        "group": group,
-        "consumer": consumer,
+@dataclass(frozen=True, slots=True)
+class DeadLetterOf:
+    """The entry a consumer gives up on, and who gave up."""
+
+    topic: str
+    entry_id: str
+    entry: Mapping[Any, Any]  # its fields as read (bytes or str)
+    group: str
+    consumer: str
+    deliveries: int
+
+
+def move_to_dead(
+    client: redis.Redis, keys: Keys, letter: DeadLetterOf, reason: str, detail: str, maxlen: int
+) -> None:
+    """Add the dead letter and acknowledge the original, atomically (``MULTI``).
+
+    Bytes that are not UTF-8 are kept as ``\\x..`` escapes; the detail is cut at 2,000
+    characters.
+    """
+    fields = {
+        "topic": letter.topic,
+        "entry_id": letter.entry_id,
+        "entry": json.dumps(
+            {_text(k): _text(v) for k, v in letter.entry.items()}, ensure_ascii=False
+        ),
+        "group": letter.group,
+        "consumer": letter.consumer,
         "reason": reason,
         "detail": detail[:2000],
-        "deliveries": str(deliveries),
+        "deliveries": str(letter.deliveries),
         "ts_ns": str(time.time_ns()),
     }
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(keys.bus_dead(letter.topic), fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    pipe.xack(keys.bus_stream(letter.topic), letter.group, letter.entry_id)
+    pipe.execute()
 
 
 def _parse(dead_id: str, fields: Mapping[Any, Any]) -> DeadLetter:

@@ -22,7 +22,8 @@ class BusOptions:
                     many times (``handler_failed``) or consumers that died holding it
                     (``undeliverable``); ``TRADERUNNER_BUS_MAX_DELIVERIES``
     block           seconds one ``XREADGROUP`` waits for new entries (how soon ``stop()`` is
-                    noticed; an entry arriving wakes it at once)
+                    noticed; an entry arriving wakes it at once); at most 5, below the
+                    client's socket timeout
     batch           entries read or claimed per call
     retry_delay     first wait before a failed handler is called again with the same entry,
                     doubled each time up to ``retry_cap``
@@ -47,6 +48,9 @@ class BusOptions:
         for name in ("claim_idle", "block", "retry_delay", "retry_cap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"BusOptions.{name} must be > 0, not {getattr(self, name)}")
+        if self.block > 5:
+            # redis-py would time the blocked read out (connect() sets a 10 s socket timeout)
+            raise ValueError(f"BusOptions.block must be <= 5 s, not {self.block}")
         if self.reconnect_for < 0:
             raise ValueError(f"BusOptions.reconnect_for must be >= 0, not {self.reconnect_for}")
 

@@ -11,7 +11,15 @@ import pytest
 import redis
 
 from tests.integration.bus.helpers import FAST, Recorder, drain
-from traderunner.bus import BusOptions, Consumer, Envelope, LiveFeed, Publisher, topic_stats
+from traderunner.bus import (
+    BusOptions,
+    Consumer,
+    Envelope,
+    LiveFeed,
+    Publisher,
+    ensure_group,
+    topic_stats,
+)
 from traderunner.bus.publisher import FIELD
 from traderunner.errors import MessageError, RedisError
 from traderunner.redisdb.connection import connect
@@ -58,6 +66,16 @@ def test_a_new_group_starts_at_now_by_default_or_at_the_start_when_asked(
     drain(full, lambda: len(full_seen.seen) == 2)
     assert [d.envelope.payload["n"] for d in late_seen.seen] == [1]
     assert [d.envelope.payload["n"] for d in full_seen.seen] == [0, 1]
+
+
+def test_a_group_made_by_the_publisher_side_keeps_everything_for_its_first_run(
+    publisher: Publisher, make_consumer: MakeConsumer, client: redis.Redis, keys: Keys
+) -> None:
+    assert ensure_group(client, keys, "signals", "trader")  # the stream service's start-up
+    assert not ensure_group(client, keys, "signals", "trader")  # already there: unchanged
+    publisher.publish_many([signal(0), signal(1)])  # the trader has never run yet
+    trader, seen = make_consumer(start="$")  # "$" applies only to a group it must create
+    drain(trader, lambda: len(seen.seen) == 2)
 
 
 def test_groups_are_independent_and_members_of_one_group_share_the_work(

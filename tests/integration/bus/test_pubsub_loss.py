@@ -32,17 +32,20 @@ def test_a_pubsub_subscriber_loses_exactly_what_was_sent_while_it_was_away(
 ) -> None:
     before, during, after = batch("before", 30), batch("during", 40), batch("after", 30)
     recorder = Recorder()
-    trader = Consumer(
-        client,
-        keys,
-        group="trader",
-        name="t1",
-        topics=["signals"],
-        handler=recorder,
-        accept={"signal": {1}},
-        options=FAST,
-        start="$",
-    )
+
+    def trader_process() -> Consumer:  # the same trader each time it (re)starts
+        return Consumer(
+            client,
+            keys,
+            group="trader",
+            name="t1",
+            topics=["signals"],
+            handler=recorder,
+            accept={"signal": {1}},
+            options=FAST,
+        )
+
+    trader = trader_process()
     trader.poll(block=0.01)  # its group exists from now on
 
     feed = LiveFeed(client, keys, ["signals"])
@@ -58,16 +61,8 @@ def test_a_pubsub_subscriber_loses_exactly_what_was_sent_while_it_was_away(
     feed.close()
 
     assert got == before + after  # everything "during" is gone for Pub/Sub, nothing else
-    trader = Consumer(
-        client,
-        keys,
-        group="trader",
-        name="t1",
-        topics=["signals"],
-        handler=recorder,
-        accept={"signal": {1}},
-        options=FAST,
-    )
+    trader.close()
+    trader = trader_process()
     drain(trader, lambda: len(recorder.seen) == 100)
     assert [d.envelope for d in recorder.seen] == before + during + after  # nothing lost
     trader.close()
