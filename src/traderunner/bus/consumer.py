@@ -168,12 +168,14 @@ class Consumer:
         delay = 0.05
         while not self._stop.is_set():
             try:
-                self.poll()
+                self.poll(flush=False)  # the acks ride along with the next read
                 delay = 0.05
             except REDIS_DOWN as exc:
                 self._lost(exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 1.0)
+        with contextlib.suppress(*REDIS_DOWN):
+            self._flush_acks()  # what is left goes back to Redis on the next start
 
     def stop(self) -> None:
         """Ask :meth:`run` to return; safe from any thread and from signal handlers."""
@@ -188,15 +190,17 @@ class Consumer:
         if self._owns_redis:
             self.redis.close()
 
-    def poll(self, block: float | None = None) -> int:
+    def poll(self, block: float | None = None, *, flush: bool = True) -> int:
         """One step: prepare if needed, claim if due, read one batch and handle it.
 
-        Returns how many entries the handler took. Raises redis' connection errors when
-        Redis is down (``run`` waits and retries them).
+        Returns how many entries the handler took. ``flush=False`` leaves this batch's
+        ``XACK`` to be sent in one round trip with the next read (what ``run`` does: one
+        round trip per batch instead of two). Raises redis' connection errors when Redis is
+        down (``run`` waits and retries them).
         """
         before = self.counters.handled
         try:
-            self._step(block)
+            self._step(block, flush)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -214,7 +218,7 @@ class Consumer:
 
     # -- the three phases --------------------------------------------------------------------
 
-    def _step(self, block: float | None) -> None:
+    def _step(self, block: float | None, flush: bool) -> None:
         if not self._ready:
             self._prepare()
         if time.monotonic() >= self._next_claim:
@@ -222,20 +226,25 @@ class Consumer:
             interval = min(self.options.claim_idle / 4, 5.0)
             self._next_claim = time.monotonic() + interval
         wait = self.options.block_ms if block is None else max(1, round(block * 1000))
-        reply = self.redis.xreadgroup(
+        pipe = self.redis.pipeline(transaction=False)
+        acked = self._queue_acks(pipe)
+        pipe.xreadgroup(
             self.group,
             self.name,
             dict.fromkeys(self._streams, ">"),
             count=self.options.batch,
             block=wait,
         )
+        reply = pipe.execute()[-1]
+        self._acked(acked)
         self._recovered()
         for stream, entries in cast(list[Any], reply or []):
             for entry_id, fields in entries:
                 self._deliver(_s(stream), _s(entry_id), fields or {}, 1)
                 if self._stop.is_set():
                     break
-        self._flush_acks()
+        if flush or self._stop.is_set():
+            self._flush_acks()
 
     def _prepare(self) -> None:
         for stream in self._streams:
@@ -421,18 +430,26 @@ class Consumer:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def _flush_acks(self) -> None:
-        pending = {s: ids for s, ids in self._acks.items() if ids}
-        if not pending:
-            return
         pipe = self.redis.pipeline(transaction=False)
+        acked = self._queue_acks(pipe)
+        if acked:
+            pipe.execute()  # on a connection error the ids stay queued for the next flush
+            self._acked(acked)
+
+    def _queue_acks(self, pipe: Any) -> dict[str, list[str]]:
+        """Add an XACK per stream with handled entries to ``pipe``; what it will ack."""
+        pending = {s: list(ids) for s, ids in self._acks.items() if ids}
         for stream, ids in pending.items():
             pipe.xack(stream, self.group, *ids)
-        pipe.execute()  # on a connection error the ids stay queued for the next flush
-        for stream, ids in pending.items():
+        return pending
+
+    def _acked(self, acked: dict[str, list[str]]) -> None:
+        for stream, ids in acked.items():
             newest = max(ids, key=_id_key)
             if _id_key(newest) > _id_key(self._resume.get(stream, "0-0")):
                 self._resume[stream] = newest
-            self._acks[stream] = []
+            done = set(ids)
+            self._acks[stream] = [i for i in self._acks[stream] if i not in done]
 
     def _deliveries(self, stream: str, ids: list[str]) -> dict[str, int]:
         rows = cast(

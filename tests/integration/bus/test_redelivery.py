@@ -12,7 +12,15 @@ from collections.abc import Callable
 import redis
 
 from tests.integration.bus.helpers import FAST, Recorder, drain
-from traderunner.bus import Consumer, Delivery, Envelope, Publisher, read_dead, topic_stats
+from traderunner.bus import (
+    BusOptions,
+    Consumer,
+    Delivery,
+    Envelope,
+    Publisher,
+    read_dead,
+    topic_stats,
+)
 from traderunner.errors import StoreError
 from traderunner.redisdb.keys import Keys
 
@@ -156,20 +164,37 @@ def test_a_stream_lost_with_everything_else_is_followed_again(
     assert [d.envelope.payload["n"] for d in seen.seen] == [0, 1, 2, 3, 4]
 
 
-def test_stop_from_another_thread_ends_run_within_the_block_timeout(
-    make_consumer: MakeConsumer, publisher: Publisher
+def test_run_acks_with_its_next_read_and_stops_within_the_block_timeout(
+    make_consumer: MakeConsumer, publisher: Publisher, client: redis.Redis, keys: Keys
 ) -> None:
     import threading
 
-    consumer, seen = make_consumer()
+    def pending() -> int:
+        group = topic_stats(client, keys, "signals").group("trader")
+        return -1 if group is None else group.pending
+
+    def stop_at_the_last(delivery: Delivery) -> None:
+        if delivery.envelope.payload["n"] == 3:
+            consumer.stop()  # as a SIGTERM while handling would
+
+    consumer, seen = make_consumer(recorder=Recorder(fail=stop_at_the_last))
     thread = threading.Thread(target=consumer.run)
     thread.start()
-    publisher.publish_many(signals(3))
     deadline = time.monotonic() + 5
-    while len(seen.seen) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    began = time.monotonic()
-    consumer.stop()
+    for k in range(3):  # one at a time: each ack goes out with the read that follows
+        publisher.publish_many(signals(1, start=k))
+        while (len(seen.seen) <= k or pending() != 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(seen.seen) == 3 and pending() == 0
+    publisher.publish_many(signals(1, start=3))
     thread.join(timeout=5)
-    assert not thread.is_alive() and len(seen.seen) == 3
-    assert time.monotonic() - began < 1.0
+    assert not thread.is_alive() and len(seen.seen) == 4
+    assert pending() == 0  # the last batch's ack was sent on the way out
+    again, _ = make_consumer(name="c2", options=BusOptions(block=1.0))
+    thread = threading.Thread(target=again.run)
+    thread.start()
+    time.sleep(0.2)  # blocked in XREADGROUP, nothing to read
+    began = time.monotonic()
+    again.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - began < 1.5  # within one block
