@@ -18,6 +18,7 @@ from traderunner.bus import (
     LiveFeed,
     Publisher,
     ensure_group,
+    list_topics,
     topic_stats,
 )
 from traderunner.bus.publisher import FIELD
@@ -163,3 +164,24 @@ def test_publishing_to_a_redis_that_stays_down_raises_one_clear_line(keys: Keys)
     message = str(info.value)
     assert "\n" not in message and password not in message
     assert "traderunner redis status" in message
+
+
+def test_monitoring_lists_topics_and_reads_lag_without_consuming(
+    publisher: Publisher, make_consumer: MakeConsumer, client: redis.Redis, keys: Keys
+) -> None:
+    consumer, seen = make_consumer(topics=["signals", "candles.M5"], accept={"signal": {1}})
+    consumer.poll(block=0.01)  # groups exist, nothing read yet
+    publisher.publish_many([signal(i) for i in range(7)])
+    publisher.publish(Envelope.new("candles.M5", "candle", {}))  # a type it does not accept
+    assert list_topics(client, keys) == ["candles.M5", "signals"]
+    before = {g.topic: g for g in consumer.stats()}
+    assert before["signals"].lag == 7 and before["signals"].pending == 0
+    assert before["candles.M5"].lag == 1
+    drain(consumer, lambda: len(seen.seen) == 7 and consumer.counters.dead_lettered == 1)
+    consumer.poll(block=0.01)
+    after = {g.topic: g for g in consumer.stats()}
+    assert (after["signals"].lag, after["signals"].pending, after["signals"].consumers) == (0, 0, 1)
+    assert list_topics(client, keys) == ["candles.M5", "signals"]  # the dead stream is no topic
+    candles = topic_stats(client, keys, "candles.M5")
+    assert (candles.length, candles.dead_letters) == (1, 1)
+    assert topic_stats(client, keys, "nothing").length == 0  # never published: all zero
