@@ -45,15 +45,9 @@ waits and reconnects for ever, a publisher for ``reconnect_for`` seconds before 
 :class:`~traderunner.errors.RedisError`.
 """
 
-from traderunner.bus.consumer import (
-    TRANSIENT,
-    Consumer,
-    Counters,
-    Delivery,
-    Handler,
-    ensure_group,
-)
+from traderunner.bus.consumer import Consumer, ensure_group
 from traderunner.bus.deadletter import DeadLetter, read_dead, requeue
+from traderunner.bus.delivery import TRANSIENT, Counters, Delivery, Handler
 from traderunner.bus.envelope import Envelope, Reason, new_id, stable_id
 from traderunner.bus.live import LiveFeed, recent
 from traderunner.bus.monitor import GroupStats, TopicStats, list_topics, topic_stats

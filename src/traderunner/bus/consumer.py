@@ -28,33 +28,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import redis
 
 from traderunner.bus.deadletter import DeadLetterOf, move_to_dead
+from traderunner.bus.delivery import TRANSIENT, Counters, Delivery, Handler
 from traderunner.bus.envelope import Envelope, Reason
-from traderunner.bus.monitor import GroupStats, topic_stats
+from traderunner.bus.monitor import GroupStats, forget_idle_consumers, topic_stats
 from traderunner.bus.options import BusOptions
 from traderunner.bus.publisher import FIELD, REDIS_DOWN
 from traderunner.bus.topics import check_topic
-from traderunner.errors import MessageError, RedisError, StoreError
+from traderunner.errors import MessageError
 from traderunner.redisdb.connection import bytes_client
 from traderunner.redisdb.keys import Keys
 
 log = logging.getLogger(__name__)
-
-#: Handler errors that are not the entry's fault: retried without counting a delivery.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    StoreError,
-    RedisError,
-    redis.ConnectionError,
-    redis.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def ensure_group(client: redis.Redis, keys: Keys, topic: str, group: str, start: str = "$") -> bool:
@@ -71,36 +62,6 @@ def ensure_group(client: redis.Redis, keys: Keys, topic: str, group: str, start:
             raise
         return False
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One entry handed to the handler.
-
-    ``deliveries`` counts how often Redis handed it out (1 the first time); above 1 it may
-    already have been handled, by this process or one that died before ``XACK``: the handler
-    must then recognise ``envelope.id`` and do nothing again.
-    """
-
-    envelope: Envelope
-    topic: str
-    entry_id: str
-    deliveries: int
-
-
-Handler = Callable[[Delivery], None]
-
-
-@dataclass(slots=True)
-class Counters:
-    """What this consumer did since it was built (for logs and the System page)."""
-
-    handled: int = 0  # handler returned, entry acknowledged
-    failed: int = 0  # handler calls that raised
-    dead_lettered: int = 0
-    claimed: int = 0  # entries taken over from consumers that died
-    trimmed: int = 0  # pending entries the stream had trimmed before anyone handled them
-    reconnects: int = 0
 
 
 def _s(value: Any) -> str:
@@ -150,12 +111,12 @@ class Consumer:
         self.start = start
         self.transient = transient
         self.counters = Counters()
-        self._given = client
         self.redis, self._owns_redis = bytes_client(client)
         self._streams = {keys.bus_stream(t): t for t in self.topics}
         self._stop = threading.Event()
         self._ready = False
         self._next_claim = 0.0
+        self._next_forget = 0.0
         self._acks: dict[str, list[str]] = {s: [] for s in self._streams}
         self._resume: dict[str, str] = {}  # stream -> where a vanished group is re-created
         self._down_since: float | None = None
@@ -258,6 +219,12 @@ class Consumer:
         self._ready = True
 
     def _claim_pass(self) -> None:
+        if time.monotonic() >= self._next_forget:
+            for topic in self.topics:
+                forget_idle_consumers(
+                    self.redis, self.keys, topic, self.group, self.options.forget_idle
+                )
+            self._next_forget = time.monotonic() + min(self.options.forget_idle, 3600.0)
         for stream in self._streams:
             cursor = "0-0"
             while not self._stop.is_set():

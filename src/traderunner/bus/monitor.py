@@ -115,3 +115,19 @@ def list_topics(client: redis.Redis, keys: Keys) -> list[str]:
             topic = topic.removesuffix(dead_suffix)
         found.add(topic)
     return sorted(found)
+
+
+def forget_idle_consumers(
+    client: redis.Redis, keys: Keys, topic: str, group: str, idle_s: float
+) -> list[str]:
+    """Delete members of ``group`` that hold no pending entry and were last seen more than
+    ``idle_s`` ago (processes that stopped for good under a name not used again); their
+    names. A member that is in fact alive is re-created by its next read, so this is safe."""
+    stream = keys.bus_stream(topic)
+    gone = []
+    for row in cast(list[dict[Any, Any]], client.xinfo_consumers(stream, group)):
+        if int(_get(row, "pending") or 0) == 0 and int(_get(row, "idle") or 0) > idle_s * 1000:
+            name = _text(_get(row, "name"))
+            client.xgroup_delconsumer(stream, group, name)
+            gone.append(name)
+    return gone

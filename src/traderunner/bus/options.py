@@ -29,6 +29,8 @@ class BusOptions:
                     doubled each time up to ``retry_cap``
     reconnect_for   seconds a publisher keeps retrying a Redis that is down or loading before
                     it raises RedisError (the consumer retries for ever: it has nothing to lose)
+    forget_idle     seconds after which a member of the group that holds nothing and was not
+                    seen is deleted from it (a process gone for good under a name not reused)
     """
 
     stream_maxlen: int = BUS_STREAM_MAXLEN
@@ -40,12 +42,13 @@ class BusOptions:
     retry_delay: float = 0.1
     retry_cap: float = 5.0
     reconnect_for: float = 60.0
+    forget_idle: float = 86400.0
 
     def __post_init__(self) -> None:
         for name in ("stream_maxlen", "dead_maxlen", "max_deliveries", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"BusOptions.{name} must be >= 1, not {getattr(self, name)}")
-        for name in ("claim_idle", "block", "retry_delay", "retry_cap"):
+        for name in ("claim_idle", "block", "retry_delay", "retry_cap", "forget_idle"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"BusOptions.{name} must be > 0, not {getattr(self, name)}")
         if self.block > 5:

@@ -198,3 +198,26 @@ def test_run_acks_with_its_next_read_and_stops_within_the_block_timeout(
     again.stop()
     thread.join(timeout=5)
     assert not thread.is_alive() and time.monotonic() - began < 1.5  # within one block
+
+
+def test_members_gone_for_good_are_forgotten_once_they_hold_nothing(
+    publisher: Publisher, make_consumer: MakeConsumer, client: redis.Redis, keys: Keys
+) -> None:
+    from dataclasses import replace
+
+    stream = keys.bus_stream("signals")
+    publisher.publish_many(signals(2))
+    read_and_die(client, keys, "holder", 2)  # died holding two entries
+    client.xreadgroup("trader", "idler", {stream: ">"})  # died holding nothing
+    time.sleep(0.35)
+    consumer, seen = make_consumer(name="alive", options=replace(FAST, forget_idle=0.3))
+
+    def members() -> set[str]:
+        return {c["name"] for c in client.xinfo_consumers(stream, "trader")}  # type: ignore[union-attr]
+
+    consumer.poll(block=0.01)  # forgets "idler"; takes over "holder"'s entries
+    assert len(seen.seen) == 2
+    assert members() == {"holder", "alive"}  # "holder" held entries when it was looked at
+    time.sleep(0.35)
+    consumer.poll(block=0.01)
+    assert members() == {"alive"}
