@@ -9,7 +9,9 @@ The loop (:meth:`Consumer.run`, or one step at a time with :meth:`Consumer.poll`
 2. **Claim** (every ``claim_idle / 4``, at most 5 s): ``XAUTOCLAIM`` entries that other
    consumers of the group left unacknowledged for ``claim_idle`` (they died), and handle them.
 3. **Read** new entries (``XREADGROUP ... BLOCK``), decode each, call the handler, and
-   ``XACK`` the entries whose handler returned (one ``XACK`` per batch and stream).
+   ``XACK`` the entries whose handler returned (one ``XACK`` per batch and stream; ``run``
+   pipelines it with the next read, so a batch costs one round trip). Members of the group
+   that hold nothing and were not seen for ``forget_idle`` are deleted on the way.
 
 Entries that cannot be used go to the dead-letter stream with the reason (deadletter.py).
 A handler that raises is called again with the same entry, in place (the entries after it
