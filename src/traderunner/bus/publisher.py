@@ -75,6 +75,13 @@ class Publisher:
         while True:
             try:
                 ids = self._send(wire)
+            except redis.ResponseError as exc:
+                # OOM (the durable server is full: noeviction), WRONGTYPE, NOPERM...
+                why = str(exc).split("caused error: ", 1)[-1]  # not redis-py's command echo
+                raise RedisError(
+                    f"bus: the durable Redis at {server_of(self.redis)} refused publishing to "
+                    f"{wire[0][0]!r}: {why}; check its maxmemory and `traderunner redis status`"
+                ) from None
             except REDIS_DOWN as exc:
                 if time.monotonic() + delay > deadline:
                     raise RedisError(

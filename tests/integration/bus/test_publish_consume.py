@@ -185,3 +185,12 @@ def test_monitoring_lists_topics_and_reads_lag_without_consuming(
     candles = topic_stats(client, keys, "candles.M5")
     assert (candles.length, candles.dead_letters) == (1, 1)
     assert topic_stats(client, keys, "nothing").length == 0  # never published: all zero
+
+
+def test_a_refused_write_is_one_clear_line(
+    publisher: Publisher, client: redis.Redis, keys: Keys
+) -> None:
+    client.set(keys.bus_stream("signals"), "not a stream")
+    with pytest.raises(RedisError, match="refused publishing to 'signals': WRONGTYPE") as info:
+        publisher.publish(signal(1))
+    assert "\n" not in str(info.value)
