@@ -221,3 +221,20 @@ def test_members_gone_for_good_are_forgotten_once_they_hold_nothing(
     time.sleep(0.35)
     consumer.poll(block=0.01)
     assert members() == {"alive"}
+
+
+def test_pending_entries_trimmed_away_are_counted_and_dropped(
+    publisher: Publisher, make_consumer: MakeConsumer, client: redis.Redis, keys: Keys
+) -> None:
+    stream = keys.bus_stream("signals")
+    publisher.publish_many(signals(5))
+    read_and_die(client, keys, "ghost", 3)  # died holding 3
+    client.xreadgroup("trader", "me", {stream: ">"}, count=2)  # "me" holds 2, then restarts
+    client.xtrim(stream, maxlen=0)  # away longer than the stream keeps entries
+    me, seen = make_consumer(name="me")
+    me.poll(block=0.01)
+    # Its own 2 when it took them back, the ghost's 3 in the claim pass (XAUTOCLAIM reports
+    # deleted entries whatever their idle time).
+    assert me.counters.trimmed == 5
+    assert seen.seen == [] and me.counters.claimed == 0
+    assert client.xpending(stream, "trader")["pending"] == 0  # type: ignore[index]
