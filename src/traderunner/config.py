@@ -39,7 +39,8 @@ Settings
     cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
     cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
     bus_stream_maxlen   entries each bus topic's stream keeps (approximate trimming at every
-                    publish; default 100000): a consumer away longer than that loses the oldest
+                    publish; default 100000): a consumer away while more are published loses
+                    the oldest
     bus_claim_idle  seconds an entry may stay unacknowledged before another consumer of its
                     group claims it (its consumer died); above the slowest handler (default 30)
     bus_max_deliveries  deliveries of one entry before it goes to the dead-letter stream
