@@ -218,6 +218,16 @@ class Consumer:
         for stream in self._streams:
             self._take_back_own(stream)
         self._flush_acks()
+        for group in self.stats():
+            if group.trimmed_unread:  # away while more than the stream keeps was published
+                self.counters.trimmed += group.trimmed_unread
+                log.warning(
+                    "bus: %d entries of %s were trimmed before group %s read them: raise "
+                    "TRADERUNNER_BUS_STREAM_MAXLEN",
+                    group.trimmed_unread,
+                    group.topic,
+                    self.group,
+                )
         self._ready = True
 
     def _claim_pass(self) -> None:

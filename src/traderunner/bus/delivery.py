@@ -48,5 +48,5 @@ class Counters:
     failed: int = 0  # handler calls that raised
     dead_lettered: int = 0
     claimed: int = 0  # entries taken over from consumers that died
-    trimmed: int = 0  # pending entries the stream had trimmed before anyone handled them
+    trimmed: int = 0  # entries trimmed before the group handled them (pending or unread)
     reconnects: int = 0

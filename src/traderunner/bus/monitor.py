@@ -24,6 +24,9 @@ class GroupStats:
     ``pending``: delivered and not yet acknowledged (being handled, or left by a consumer
     that died: those are claimed after ``claim_idle``). ``oldest_pending_s``: how long the
     oldest pending entry has waited since its last delivery (None: nothing pending).
+    ``trimmed_unread``: entries the stream trimmed before this group read them (lost to it:
+    ``bus_stream_maxlen`` is too small for how long its consumers were away), counted while
+    the group's position is behind the stream's first entry; 0 when Redis cannot tell.
     """
 
     topic: str
@@ -33,6 +36,7 @@ class GroupStats:
     pending: int
     oldest_pending_s: float | None
     last_delivered_id: str
+    trimmed_unread: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +62,20 @@ def _get(row: dict[Any, Any], name: str) -> Any:
     return row.get(name, row.get(name.encode()))
 
 
-def group_stats(client: redis.Redis, keys: Keys, topic: str, row: dict[Any, Any]) -> GroupStats:
-    """A :class:`GroupStats` from one ``XINFO GROUPS`` row (plus one ``XPENDING`` if pending)."""
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def group_stats(
+    client: redis.Redis,
+    keys: Keys,
+    topic: str,
+    row: dict[Any, Any],
+    stream: dict[Any, Any] | None = None,
+) -> GroupStats:
+    """A :class:`GroupStats` from one ``XINFO GROUPS`` row (plus one ``XPENDING`` if pending);
+    with the stream's ``XINFO STREAM`` it also tells how many unread entries were trimmed."""
     name = _text(_get(row, "name"))
     pending = int(_get(row, "pending") or 0)
     oldest: float | None = None
@@ -70,6 +86,15 @@ def group_stats(client: redis.Redis, keys: Keys, topic: str, row: dict[Any, Any]
         if first:
             oldest = int(first[0]["time_since_delivered"]) / 1000.0
     lag = _get(row, "lag")
+    last = _text(_get(row, "last-delivered-id"))
+    trimmed = 0
+    added = None if stream is None else _get(stream, "entries-added")
+    head = None if stream is None else _get(stream, "first-entry")
+    if added is not None and head and _id_key(last) < _id_key(_text(head[0])):
+        # Everything the stream holds is unread; what was added before it and not read by
+        # the group was trimmed away unread.
+        read = int(_get(row, "entries-read") or 0)
+        trimmed = max(0, int(added) - int(_get(stream, "length") or 0) - read)  # type: ignore[arg-type]
     return GroupStats(
         topic=topic,
         group=name,
@@ -77,7 +102,8 @@ def group_stats(client: redis.Redis, keys: Keys, topic: str, row: dict[Any, Any]
         lag=None if lag is None else int(lag),
         pending=pending,
         oldest_pending_s=oldest,
-        last_delivered_id=_text(_get(row, "last-delivered-id")),
+        last_delivered_id=last,
+        trimmed_unread=trimmed,
     )
 
 
@@ -85,22 +111,21 @@ def topic_stats(client: redis.Redis, keys: Keys, topic: str) -> TopicStats:
     """The stream, dead letters and groups of ``topic`` (all zero when nothing was published)."""
     stream = keys.bus_stream(topic)
     pipe = client.pipeline(transaction=False)
-    pipe.xlen(stream)
     pipe.xlen(keys.bus_dead(topic))
     pipe.exists(stream)
-    length, dead, exists = pipe.execute()
+    dead, exists = pipe.execute()
     if not exists:
         return TopicStats(topic, 0, None, None, int(dead), ())
-    first = cast(list[Any], client.xrange(stream, count=1))
-    last = cast(list[Any], client.xrevrange(stream, count=1))
+    info = cast(dict[Any, Any], client.xinfo_stream(stream))
     rows = cast(list[dict[Any, Any]], client.xinfo_groups(stream))
+    first, last = _get(info, "first-entry"), _get(info, "last-entry")
     return TopicStats(
         topic=topic,
-        length=int(length),
-        first_id=_text(first[0][0]) if first else None,
-        last_id=_text(last[0][0]) if last else None,
+        length=int(_get(info, "length") or 0),
+        first_id=_text(first[0]) if first else None,
+        last_id=_text(last[0]) if last else None,
         dead_letters=int(dead),
-        groups=tuple(group_stats(client, keys, topic, row) for row in rows),
+        groups=tuple(group_stats(client, keys, topic, row, info) for row in rows),
     )
 
 

@@ -194,3 +194,32 @@ def test_a_refused_write_is_one_clear_line(
     with pytest.raises(RedisError, match="refused publishing to 'signals': WRONGTYPE") as info:
         publisher.publish(signal(1))
     assert "\n" not in str(info.value)
+
+
+def test_entries_trimmed_before_a_group_read_them_are_reported(
+    client: redis.Redis, keys: Keys
+) -> None:
+    publisher = Publisher(client, keys, BusOptions(stream_maxlen=100), live=False)
+    ensure_group(client, keys, "signals", "trader")  # the trader is away from the start
+    publisher.publish_many([signal(i) for i in range(1000)])
+    stats = topic_stats(client, keys, "signals")
+    group = stats.group("trader")
+    assert group is not None and group.lag == stats.length  # what it can still read
+    assert group.trimmed_unread == 1000 - stats.length > 0  # lost to it, and visible
+    trader = Consumer(
+        client,
+        keys,
+        group="trader",
+        name="t",
+        topics=["signals"],
+        handler=lambda d: None,
+        accept={"signal": {1}},
+        options=FAST,
+    )
+    trader.poll(block=0.01)  # reads what is left (one batch of 100)
+    assert trader.counters.trimmed == 1000 - stats.length  # it says so when it starts
+    group = topic_stats(client, keys, "signals").group("trader")
+    assert group is not None and group.trimmed_unread == 0  # caught up with the stream's head
+    ensure_group(client, keys, "signals", "fresh", start="$")
+    fresh = topic_stats(client, keys, "signals").group("fresh")
+    assert fresh is not None and (fresh.lag, fresh.trimmed_unread) == (0, 0)
