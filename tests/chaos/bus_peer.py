@@ -3,9 +3,10 @@
 
 SPEC: ``url``, ``prefix``, and for
 
-* ``publish``: ``n`` envelopes on ``signals`` at ``rate`` per second, ids ``msg-000000``...;
-  after each ``publish`` returns (the entry is acknowledged by Redis), appends the envelope
-  id to ``out`` (flushed), so the test knows exactly what was confirmed. Exit 0 when done.
+* ``publish``: envelopes on ``signals`` at ``rate`` per second, ids ``msg-000000``..., until
+  SIGTERM (or ``n``); after each ``publish`` returns (the entry is acknowledged by Redis),
+  appends the envelope id to ``out`` (flushed), so the test knows exactly what was
+  confirmed. Exit 0 when stopped.
 * ``consume``: consumer ``name`` of group ``trader``, whose handler is idempotent by envelope
   id the way the trader's must be: in one SQLite transaction (file ``db``) it records the call
   in ``calls`` and the effect in ``effects`` (primary key = the envelope id, so a repeat
@@ -41,8 +42,12 @@ def publish(spec: dict[str, Any]) -> None:
     print("ready", flush=True)
     pace = 1.0 / float(spec["rate"])
     began = time.monotonic()
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
     with open(spec["out"], "a") as out:
         for i in range(int(spec["n"])):
+            if stopped:
+                return
             ident = f"msg-{i:06d}"
             publisher.publish(Envelope.new("signals", "signal", {"n": i}, id=ident))
             out.write(ident + "\n")

@@ -110,13 +110,20 @@ def wait_handled(db: Path, wanted: set[str], consumer: Peer, timeout: float) -> 
         time.sleep(0.1)
 
 
-def check_end_state(pair: RedisPair, keys: Keys, sent: Path, db: Path, n: int) -> int:
+def wait_confirmed(sent: Path, count: int, publisher: Peer) -> None:
+    while len(confirmed(sent)) < count:
+        assert publisher.proc is not None and publisher.proc.poll() is None, publisher.log()
+        time.sleep(0.02)
+
+
+def check_end_state(pair: RedisPair, keys: Keys, sent: Path, db: Path) -> int:
     """Every confirmed publish handled, no effect twice, nothing pending; the calls made."""
     ids = confirmed(sent)
     done, calls = effects(db)
     assert len(done) == len(set(done))
     assert set(ids) <= set(done)  # nothing acknowledged is lost
-    assert set(done) <= {f"msg-{i:06d}" for i in range(n)}  # nothing invented
+    # Nothing invented: at most the one publish in flight when the publisher stopped.
+    assert set(done) <= {f"msg-{i:06d}" for i in range(len(ids) + 1)}
     client = connect(pair.durable.url)
     try:
         group = topic_stats(client, keys, "signals").group("trader")
@@ -126,41 +133,40 @@ def check_end_state(pair: RedisPair, keys: Keys, sent: Path, db: Path, n: int) -
     return calls
 
 
+#: The publisher runs until the test stops it (SIGTERM): every kill lands mid-flow however
+#: slow the machine is. At 600 signals per second.
+OPEN_ENDED = {"n": 10**7, "rate": 600}
+
+
 @pytest.mark.timeout(180)
 def test_durable_redis_sigkilled_mid_flow_both_sides_carry_on(tmp_path: Path) -> None:
     pair = start_pair(tmp_path / "valkey")  # its own server: this test kills it
     keys = Keys("chaos:")
-    n = 3000
     sent, db = tmp_path / "sent.txt", tmp_path / "effects.db"
     base = {"url": pair.durable.url, "prefix": keys.prefix}
     consumer = Peer("consume", {**base, "name": "trader-1", "db": str(db)}, tmp_path)
-    publisher = Peer("publish", {**base, "n": n, "rate": 600, "out": str(sent)}, tmp_path)
+    publisher = Peer("publish", {**base, **OPEN_ENDED, "out": str(sent)}, tmp_path)
     try:
         consumer.start()
         publisher.start()
-        for kill in range(2):
-            while len(confirmed(sent)) < n // 4 * (1 + kill):  # the kill lands mid-flow
-                time.sleep(0.05)
+        for _ in range(2):
+            wait_confirmed(sent, len(confirmed(sent)) + 600, publisher)  # about a second
             pid = pair.durable.status().pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             # Down for longer than redis-py's own retries (about 0.7 s), so both sides see it.
             time.sleep(1.5)
-            assert len(confirmed(sent)) < n
             pair.durable.start()  # same port and folder: the AOF is replayed
             # Both make progress again before the next kill: two separate outages.
             mark = len(confirmed(sent)) + 5
-            while len(confirmed(sent)) <= mark:
-                assert publisher.proc is not None and publisher.proc.poll() is None
-                time.sleep(0.05)
+            wait_confirmed(sent, mark + 1, publisher)
             wait_handled(db, {confirmed(sent)[mark]}, consumer, timeout=30)
-        assert publisher.wait(timeout=60) == 0, publisher.log()
-        assert len(confirmed(sent)) == n
+        wait_confirmed(sent, len(confirmed(sent)) + 300, publisher)
+        assert publisher.terminate(timeout=30) == 0, publisher.log()
         wait_handled(db, set(confirmed(sent)), consumer, timeout=60)
-        check_end_state(pair, keys, sent, db, n)
+        check_end_state(pair, keys, sent, db)
         assert consumer.terminate() == 0, consumer.log()
-        assert "publishing waits for Redis" in publisher.log()
-        assert "publishing resumed" in publisher.log()
+        assert publisher.log(tail=10**6).count("publishing resumed") == 2, publisher.log()
         assert "reconnected after" in consumer.log()
         counters = json.loads((tmp_path / "consume-1.out").read_text().splitlines()[-1])
         assert counters["reconnects"] >= 1, counters  # by itself: the same process throughout
@@ -176,23 +182,22 @@ def test_consumer_sigkilled_mid_flow_resumes_under_its_name(
     tmp_path: Path, redis_pair: RedisPair
 ) -> None:
     keys = Keys("chaos2:")
-    n = 2000
     sent, db = tmp_path / "sent.txt", tmp_path / "effects.db"
     base = {"url": redis_pair.durable.url, "prefix": keys.prefix}
     consumer = Peer("consume", {**base, "name": "trader-1", "db": str(db)}, tmp_path)
-    publisher = Peer("publish", {**base, "n": n, "rate": 800, "out": str(sent)}, tmp_path)
+    publisher = Peer("publish", {**base, **OPEN_ENDED, "out": str(sent)}, tmp_path)
     try:
         consumer.start()
         publisher.start()
-        for k in range(3):
-            while len(confirmed(sent)) < n // 4 * (k + 1):
-                time.sleep(0.05)
+        for _ in range(3):
+            wait_confirmed(sent, len(confirmed(sent)) + 400, publisher)
             consumer.kill()  # mid-batch, between commit and XACK as likely as anywhere
             consumer.start()
-        assert publisher.wait(timeout=60) == 0, publisher.log()
+        wait_confirmed(sent, len(confirmed(sent)) + 300, publisher)
+        assert publisher.terminate(timeout=30) == 0, publisher.log()
         wait_handled(db, set(confirmed(sent)), consumer, timeout=60)
-        calls = check_end_state(redis_pair, keys, sent, db, n)
-        assert calls >= n
+        calls = check_end_state(redis_pair, keys, sent, db)
+        assert calls >= len(confirmed(sent))
         assert consumer.terminate() == 0, consumer.log()
     finally:
         publisher.stop()
