@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/bus.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

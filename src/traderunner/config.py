@@ -57,6 +57,13 @@ Settings
     dashboard_proxy_hops    reverse proxies in front of the dashboard whose X-Forwarded-For and
                     X-Forwarded-Proto headers are trusted (default 0: none)
     dashboard_flower_url    where the System page links to Flower (default http://127.0.0.1:5555)
+    bus_stream_maxlen   entries each bus topic's stream keeps (approximate trimming at every
+                    publish; default 100000): a consumer away while more are published loses
+                    the oldest
+    bus_claim_idle  seconds an entry may stay unacknowledged before another consumer of its
+                    group claims it (its consumer died); above the slowest handler (default 30)
+    bus_max_deliveries  deliveries of one entry before it goes to the dead-letter stream
+                    (default 5)
 """
 
 from __future__ import annotations
@@ -128,6 +135,11 @@ class Settings(BaseSettings):
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)
     cache_config_ttl: int = Field(default=3600, ge=1)
+
+    # -- the bus: durable streams with consumer groups ----------------------------------------
+    bus_stream_maxlen: int = Field(default=100_000, ge=100)
+    bus_claim_idle: float = Field(default=30.0, gt=0, le=86400)
+    bus_max_deliveries: int = Field(default=5, ge=1, le=1000)
 
     # -- the dashboard: sessions, login limits, links ----------------------------------------
     dashboard_secret_key: SecretStr = SecretStr("")

@@ -22,6 +22,8 @@
     ├── RateLimitedError             a quota is used up; ``retry_after`` says when to try again
     ├── RedisError                   a Redis server is unreachable, refused or misbehaved
     │   └── UnsafeRedisError         the durable Redis could evict or lose work: fix its config
+    ├── MessageError                 a bus message that cannot be used (bad JSON, unknown type
+    │                                or version, not JSON-able): dead-lettered, never retried
     ├── CancelledError               the work was cancelled on request: nothing to fix
     └── ConfigError                  settings are invalid: fix the environment / config file
 
@@ -115,6 +117,18 @@ class RedisError(TraderunnerError):
 
 class UnsafeRedisError(RedisError):
     """The durable Redis has an eviction policy or persistence that could lose queued work."""
+
+
+class MessageError(TraderunnerError):
+    """A bus message is unusable; ``reason`` is its short code (``bad_json``, ``unknown_type``...).
+
+    A consumer dead-letters such an entry with the reason and carries on; a publisher raises it
+    for a payload JSON cannot hold (NaN, a set, an object), before anything is sent.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CancelledError(TraderunnerError):

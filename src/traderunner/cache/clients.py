@@ -13,29 +13,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from traderunner.config import Settings
-from traderunner.redisdb.connection import connect, resolve_urls
+from traderunner.redisdb.connection import bytes_client, connect, resolve_urls
 
 log = logging.getLogger("traderunner.cache")
 
 #: The cache server is down or unreachable (refused, reset, timed out, loading, bad password).
 UNREACHABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-def bytes_client(client: redis.Redis) -> tuple[redis.Redis, bool]:
-    """A client for the same server that returns raw bytes; True when it was made here.
-
-    The cache stores binary values, so a ``decode_responses=True`` client (what
-    ``open_clients`` builds) gets a byte-returning sibling with its own pool.
-    """
-    pool = client.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    if not kwargs.get("decode_responses"):
-        return client, False
-    kwargs["decode_responses"] = False
-    sibling = redis.ConnectionPool(
-        connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs
-    )
-    return redis.Redis(connection_pool=sibling), True
 
 
 class ByteClients:

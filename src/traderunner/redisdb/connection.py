@@ -70,6 +70,24 @@ def connect(
         raise RedisError(f"invalid Redis URL {mask_url(url)}: {exc}") from None
 
 
+def bytes_client(client: redis.Redis) -> tuple[redis.Redis, bool]:
+    """A client for the same server that returns raw bytes; True when it was made here.
+
+    The cache stores binary values and the bus must read entries that are not UTF-8, so a
+    ``decode_responses=True`` client (what ``open_clients`` builds) gets a byte-returning
+    sibling with its own pool (the caller closes it when True).
+    """
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    if not kwargs.get("decode_responses"):
+        return client, False
+    kwargs["decode_responses"] = False
+    sibling = redis.ConnectionPool(
+        connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs
+    )
+    return redis.Redis(connection_pool=sibling), True
+
+
 def ping(client: redis.Redis, url: str) -> None:
     """Raise RedisError saying what to check when the server does not answer."""
     try:

@@ -40,6 +40,17 @@ LATEST_FILL_LOCK_TTL = 2  # one loader per missing latest candle
 CACHE_FILL_LOCK_TTL = 15  # one loader per missing series, refreshed while it loads
 CACHE_STATS_TTL = 7 * 86400  # refreshed by every flush of a process's counters
 
+# -- the bus (bus/): one stream per topic, its dead letters, its Pub/Sub copy ---------------
+# Streams have no TTL: retention is a length, trimmed approximately (XADD MAXLEN ~) by every
+# publish, because the durable server runs noeviction and a stream that grew without bound
+# would end up refusing the writes of every job. A consumer down for longer than the stream
+# holds loses the oldest entries (counted as "trimmed" by the consumer when it claims them).
+BUS_STREAM_MAXLEN = 100_000  # entries per topic: default of TRADERUNNER_BUS_STREAM_MAXLEN
+BUS_DEAD_MAXLEN = 10_000  # dead letters kept per topic, trimmed the same way
+# Consumer groups live inside their stream, so their names need no prefix: one group per
+# consuming service, named after it.
+TRADER_GROUP = "trader"
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
@@ -239,6 +250,33 @@ SCHEMA: tuple[KeySpec, ...] = (
         "durable",
         "Celery messages of one queue (interactive, batch) at priority step 0",
     ),
+    # -- the bus ----------------------------------------------------------------------------
+    KeySpec(
+        "bus_stream",
+        "bus:{topic}",
+        "stream",
+        "durable",
+        "the durable stream of one topic (`signals`, `candles.{timeframe}`): one JSON envelope "
+        "per entry (field `envelope`), read by one consumer group per service (`trader`); "
+        "trimmed to about TRADERUNNER_BUS_STREAM_MAXLEN entries (default 100000)",
+    ),
+    KeySpec(
+        "bus_dead",
+        "bus:{topic}:dead",
+        "stream",
+        "durable",
+        "dead letters of one topic: the original entry, the reason (bad_json, bad_envelope, "
+        "unknown_type, wrong_version, wrong_topic, handler_failed, undeliverable), the group "
+        "and the delivery count; trimmed to about 10000 entries",
+    ),
+    KeySpec(
+        "bus_channel",
+        "bus:{topic}:live",
+        "channel",
+        "durable",
+        "PUBLISH of every envelope of one topic, for live screens (`signals tail`, the "
+        "dashboard): ephemeral, a subscriber loses what is sent while it is away",
+    ),
     KeySpec(
         "celery_queue_step",
         "{queue}:{step}",
@@ -432,6 +470,18 @@ class Keys:
 
     def celery_reply_queue(self, reply_id: str) -> str:
         return self._key("celery_reply_queue", reply_id=reply_id)
+
+    # -- the bus (bus/) -------------------------------------------------------------------------
+
+    def bus_stream(self, topic: str) -> str:
+        return self._key("bus_stream", topic=topic)
+
+    def bus_dead(self, topic: str) -> str:
+        return self._key("bus_dead", topic=topic)
+
+    def bus_channel(self, topic: str) -> str:
+        """The Pub/Sub channel of ``topic`` (a glob such as ``candles.*`` for PSUBSCRIBE)."""
+        return self._key("bus_channel", topic=topic)
 
     def everything(self) -> str:
         """SCAN pattern matching every key of this deployment."""
