@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy.typing as npt
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
 from traderunner.strategies.indicators import compare, last_side, sma
@@ -71,9 +72,12 @@ class SmaCross(Strategy):
       ``sma_fast < sma_slow``, 0 where equal. **End of warm-up:** bar ``slow - 1`` already
       takes the side the fast average is on, without a crossing.
     * When the engine trades long only, -1 means flat: a crossing below exits the long.
+    * ``history_bars``: ``slow`` (regime), ``2 * slow`` (cross); the tolerance rule is in
+      docs/strategies.md.
     """
 
     name = "sma_cross"
+    interface_version = 2
     description = "long from SMA(fast) crossing above SMA(slow), short from crossing below"
     Params = SmaCrossParams
     params: SmaCrossParams
@@ -85,6 +89,12 @@ class SmaCross(Strategy):
     @property
     def waits_for_change(self) -> bool:
         return self.params.mode == "cross"
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # SMA(slow) on the last bar needs its last ``slow`` bars. ``cross`` holds its side
+        # through exact ties, so it keeps ``slow`` more bars to find where they last differed.
+        p = self.params
+        return p.slow + (p.slow if p.mode == "cross" else 0)
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         return {
