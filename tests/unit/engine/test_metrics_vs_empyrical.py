@@ -114,8 +114,10 @@ def test_trade_metrics_by_hand() -> None:
 def test_no_trades_are_nan_and_no_losses_are_infinite_profit_factor() -> None:
     empty = np.array([], dtype=np.float64)
     m = trade_metrics(empty, empty, np.array([], dtype=np.int64), empty)
-    assert m["trades"] == 0.0
-    assert all(math.isnan(v) for k, v in m.items() if k != "trades")
+    counts = ("trades", "closed_trades", "open_trades", "max_consecutive_wins")
+    counts += ("max_consecutive_losses",)
+    assert all(m[k] == 0.0 for k in counts)
+    assert all(math.isnan(v) for k, v in m.items() if k not in counts)
     winners = np.array([1.0, 2.0])
     m = trade_metrics(winners, winners, np.array([1, 1]), winners)
     assert m["profit_factor"] == math.inf
