@@ -8,6 +8,8 @@ A strategy is a class with
   Construction validates types and bounds, then calls ``check()`` for cross-field rules;
 * ``warmup_bars`` (property): how many bars the indicators need before a signal is meaningful.
   The engine forces the target position to 0 before that bar;
+* ``waits_for_change`` (property, default False): the run stays flat from the warm-up bar until
+  the signal first changes (event rules such as crossings; see :meth:`Strategy.waits_for_change`);
 * ``indicators(candles) -> dict[str, ndarray]``: vectorised, each array as long as the candles;
 * ``signals(candles, indicators) -> ndarray``: the *target position* per bar, -1, 0 or 1, where
   element ``t`` may use only bars ``0..t`` (no look-ahead). The engine acts on changes of it.
@@ -228,6 +230,19 @@ class Strategy(ABC):
         """Bars needed before the first meaningful signal."""
         return 0
 
+    @property
+    def waits_for_change(self) -> bool:
+        """True when a run must not take the position the signal already shows at its start.
+
+        Rules that act on events (a crossing) return their *state* from ``signals()`` (the side
+        of the last crossing), which the first bar after the warm-up already has without any
+        crossing having happened in the run. With this true, :meth:`target_positions` keeps the
+        target at 0 from bar ``warmup_bars`` until the first later bar whose signal differs
+        from the signal on bar ``warmup_bars``, so the first position is the first event's. A
+        live session applies the same rule from the bar it starts on. Default False.
+        """
+        return False
+
     @abstractmethod
     def indicators(self, candles: CandleArrays) -> Indicators:
         """Vectorised indicator arrays, each ``len(candles)`` long."""
@@ -237,7 +252,10 @@ class Strategy(ABC):
         """Target position per bar (-1, 0, 1) using only bars up to and including each bar."""
 
     def target_positions(self, candles: CandleArrays) -> SignalArray:
-        """``signals(candles, indicators(candles))`` checked and with the warm-up zeroed.
+        """``signals(candles, indicators(candles))`` checked, with the warm-up zeroed.
+
+        When :attr:`waits_for_change` is true the target also stays 0 from the warm-up bar
+        until the signal first changes.
 
         Raises StrategyError (naming the strategy) for anything the engine cannot use.
         """
@@ -259,6 +277,11 @@ class Strategy(ABC):
             sig = np.nan_to_num(sig, nan=0.0)
         # clip returns a new array, so the conversion need not copy it again.
         out = np.clip(sig, -1, 1).astype(np.int8, copy=False)
-        warm = min(max(int(self.warmup_bars), 0), len(out))
+        n = len(out)
+        warm = min(max(int(self.warmup_bars), 0), n)
         out[:warm] = 0
+        if self.waits_for_change and warm < n:
+            changed = np.flatnonzero(out[warm + 1 :] != out[warm])
+            first_change = warm + 1 + int(changed[0]) if len(changed) else n
+            out[warm:first_change] = 0
         return out

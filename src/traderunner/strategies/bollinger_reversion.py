@@ -28,7 +28,9 @@ class BollingerReversion(Strategy):
       ``bb_middle``.
     * Flat otherwise. A close above the upper band is above the middle, so it ends any long on
       the same bar it starts the short (the sides never overlap).
-    * Warm-up: ``window - 1`` bars.
+    * Warm-up: ``window - 1`` bars (the bands are first defined on bar ``window - 1``). These
+      are level rules, not crossings: **at the end of warm-up** bar ``window - 1`` is already
+      long if its close is below ``bb_lower`` and short if above ``bb_upper``, flat otherwise.
     """
 
     name = "bollinger_reversion"

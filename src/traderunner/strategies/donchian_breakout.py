@@ -38,7 +38,10 @@ class DonchianBreakout(Strategy):
       ``exit_high``.
     * Flat otherwise. With ``exit <= entry`` a close below ``entry_low`` is also below
       ``exit_low``, so a short entry ends a long on the same bar (and vice versa).
-    * Warm-up: ``entry`` bars.
+    * Warm-up: ``entry`` bars (the channels are first defined on bar ``entry``). A breakout is
+      an event on its own bar: **at the end of warm-up** bar ``entry`` is long if its close is
+      above ``entry_high`` (a new ``entry``-bar high) and short if below ``entry_low``, flat
+      otherwise.
     """
 
     name = "donchian_breakout"

@@ -257,6 +257,22 @@ def shift(values: npt.NDArray[Any], periods: int = 1, fill: float = np.nan) -> F
 BoolArray = npt.NDArray[np.bool_]
 
 
+def last_side(sides: npt.ArrayLike) -> Int8Array:
+    """Each bar's most recent non-zero value of ``sides`` (-1/0/+1), 0 before the first one.
+
+    ``last_side(compare(fast, slow))`` is the side of ``slow`` that ``fast`` was last strictly
+    on: a bar where they are equal (or undefined) keeps the previous side, so a touch is not a
+    crossing, and the value changes exactly on the bars where ``fast`` crosses ``slow``.
+    """
+    x = np.asarray(sides, dtype=np.int8)
+    if len(x) == 0:
+        return x.copy()
+    # Index of the latest non-zero element at or before each bar (0 where there is none yet;
+    # element 0 itself is then either that value or 0, so the lookup is right either way).
+    idx = np.maximum.accumulate(np.where(x != 0, np.arange(len(x)), 0))
+    return x[idx]
+
+
 def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:
     """1 from each bar where ``enter`` is true until the next bar where ``exit_`` is true.
 

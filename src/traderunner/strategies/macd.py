@@ -10,7 +10,7 @@ from traderunner.domain.candles import CandleArrays
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
 from traderunner.strategies.indicators import FloatArray, ema
-from traderunner.strategies.sma_cross import cross_signal
+from traderunner.strategies.sma_cross import CROSS_MODES, cross_signal
 
 
 def ema_after_nans(values: FloatArray, span: int) -> FloatArray:
@@ -32,6 +32,12 @@ class MacdParams(StrategyParams):
     fast: int = param(12, low=1, high=1000, doc="span of the fast EMA")
     slow: int = param(26, low=2, high=5000, doc="span of the slow EMA")
     signal: int = param(9, low=1, high=1000, doc="span of the EMA of the MACD line")
+    mode: str = param(
+        "cross",
+        choices=CROSS_MODES,
+        doc="cross: trade on crossings of the signal line, flat until the first one; "
+        "regime: long whenever MACD is above its signal line, short whenever below",
+    )
 
     def check(self) -> None:
         if self.fast >= self.slow:
@@ -44,20 +50,33 @@ class Macd(Strategy):
     * ``macd = EMA(close, fast) - EMA(close, slow)``;
       ``macd_signal = EMA(macd, signal)``, seeded on the first ``signal`` defined MACD values;
       ``macd_hist = macd - macd_signal``.
-    * Target +1 (long) where ``macd > macd_signal``, -1 (short) where below, 0 where equal or
-      not yet defined.
-    * Warm-up: ``slow + signal - 2`` bars (the first defined ``macd_signal``). Like every EMA
-      rule, a short tail of data converges to the backtest's values only after a few spans.
+    * ``macd_signal`` is first defined on bar ``slow + signal - 2``; the warm-up is those
+      ``slow + signal - 2`` bars.
+    * ``mode="cross"`` (the default): target +1 (long) from a bar where ``macd`` crosses
+      above ``macd_signal`` (``macd > macd_signal`` while on the last earlier bar where they
+      differed it was below) until the next crossing below, -1 (short) from a crossing below
+      until the next crossing above; equal values neither cross nor end a position.
+      **End of warm-up:** the target is 0 on bar ``slow + signal - 2`` and stays 0 until the
+      first crossing, which takes its side (exactly equal lines on that bar: the first bar
+      where they differ counts as that crossing).
+    * ``mode="regime"``: target +1 where ``macd > macd_signal``, -1 where below, 0 where equal.
+      **End of warm-up:** bar ``slow + signal - 2`` already takes the side MACD is on.
+    * Like every EMA rule, how many recent bars reproduce a backtest's target is the
+      strategy's ``history_bars`` (see docs/strategies.md).
     """
 
     name = "macd"
-    description = "long while the MACD line is above its signal line, short while below"
+    description = "long from MACD crossing above its signal line, short from crossing below"
     Params = MacdParams
     params: MacdParams
 
     @property
     def warmup_bars(self) -> int:
         return self.params.slow + self.params.signal - 2
+
+    @property
+    def waits_for_change(self) -> bool:
+        return self.params.mode == "cross"
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         p = self.params
@@ -66,4 +85,4 @@ class Macd(Strategy):
         return {"macd": line, "macd_signal": signal, "macd_hist": line - signal}
 
     def signals(self, candles: CandleArrays, indicators: Indicators) -> SignalArray:
-        return cross_signal(indicators["macd"], indicators["macd_signal"])
+        return cross_signal(indicators["macd"], indicators["macd_signal"], self.params.mode)

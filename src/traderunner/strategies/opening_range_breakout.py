@@ -74,6 +74,9 @@ class OpeningRangeBreakout(Strategy):
     * The close is the fixed ``session_close`` every day: on a half day (a 13:00 close) the
       day's bars stop early and the position is closed at the next session's first fill.
 
+    * Warm-up: 0 bars, because the state resets every day. **At the start of the data** the
+      first day is traded like any other if its opening bar is present, and skipped if not.
+
     Bar length comes from ``candles.timeframe``; when it is unset it is taken as the smallest
     gap between timestamps seen so far (look-ahead free). Daily bars are refused.
     """

@@ -37,9 +37,11 @@ class RsiReversion(Strategy):
       ``rsi <= exit``.
     * Flat (0) otherwise. Because ``lower < exit < upper`` the two sides never overlap: a bar
       that enters a short always also ends a long, so the target goes straight from +1 to -1.
-    * Warm-up: ``period`` bars. The position depends on when the last entry happened, so a
-      short tail of data (the live service) agrees with a backtest once it reaches back to
-      that entry.
+    * Warm-up: ``period`` bars (``rsi`` is first defined on bar ``period``). These are level
+      rules, not crossings: **at the end of warm-up** bar ``period`` is already long if
+      ``rsi < lower`` there and short if ``rsi > upper``, and flat otherwise.
+    * The position depends on when the last entry happened; how many recent bars reproduce a
+      backtest's target is the strategy's ``history_bars`` (see docs/strategies.md).
     """
 
     name = "rsi_reversion"
