@@ -55,3 +55,34 @@ def test_units_and_lot_size_are_checked_before_any_data(empty_cli: Cli) -> None:
         assert ran.code != 0
         assert message in ran.err
         assert len(ran.err_lines) == 1, ran.err
+
+
+def test_sweep_ranks_with_min_trades_and_ascending(empty_cli: Cli) -> None:
+    base = ("sweep", "sma_cross", "--data", str(GOOG_CSV), "--no-save", "--json")
+    grid = (
+        "--grid",
+        "fast=2:20:2",
+        "--grid",
+        "slow=3:90:9",
+        "--units",
+        "whole",
+        "--to",
+        "2005-06-30",
+    )
+    ran = empty_cli(*base, *grid, "--sort", "profit_factor", "--top", "500")
+    assert ran.code == 0, ran.err
+    rows = ran.json()["rows"]
+    values = [r["profit_factor"] for r in rows]
+    # JSON has no infinity: infinite and NaN values are null and rank after every number.
+    numbers = [v for v in values if v is not None]
+    assert values[: len(numbers)] == numbers == sorted(numbers, reverse=True)
+    few = [r for r in rows if r["trades"] < 5]
+    assert few, "the grid should hold combinations with very few trades"
+    ran = empty_cli(*base, *grid, "--sort", "profit_factor", "--min-trades", "5", "--top", "500")
+    doc = ran.json()
+    assert doc["min_trades"] == 5
+    assert all(r["trades"] >= 5 for r in doc["rows"])
+    assert len(doc["rows"]) == len(rows) - len(few)
+    ran = empty_cli(*base, *grid, "--sort", "max_drawdown", "--ascending", "--top", "3")
+    worst = [r["max_drawdown"] for r in ran.json()["rows"]]
+    assert worst == sorted(worst) and len(worst) == 3
