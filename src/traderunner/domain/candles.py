@@ -155,7 +155,8 @@ class CandleArrays:
         index = frame.index
         index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
         # pandas 3 may hold microseconds; our unit is always nanoseconds.
-        ts = np.asarray(index.as_unit("ns").asi8, dtype=np.int64).copy()
+        # A view of the index's own int64 nanoseconds (no copy: these arrays are read-only).
+        ts = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
         if len(ts) > 1 and not bool(np.all(np.diff(ts) > 0)):
             raise DataRangeError(
                 "candle timestamps must be strictly increasing: sort the frame and drop "

@@ -30,9 +30,8 @@ from traderunner.engine.kernel import END, KernelRun, first_bad_bar, simulate
 from traderunner.engine.metrics import (
     DAY_NS,
     compute_metrics,
-    day_ends,
+    day_info,
     periods_per_year,
-    trading_days,
 )
 from traderunner.engine.options import BacktestOptions
 from traderunner.engine.result import (
@@ -201,8 +200,10 @@ class Prepared:
             union = np.unique(np.concatenate(ts_list))
             maps = [np.searchsorted(t, union, side="right") - 1 for t in ts_list]
         ppy = [periods_per_year(t) for t in ts_list]
-        ends = [day_ends(t) for t in ts_list]
-        annual = [trading_days(t) for t in ts_list]
+        days = [day_info(t) for t in ts_list]
+        ends = [d[0] for d in days]
+        annual = [d[1] for d in days]
+        union_days = days[0] if same else day_info(union)
         cash_each = options.cash / len(pairs)
         benchmark = None
         if len(arrays) > 1:
@@ -224,8 +225,8 @@ class Prepared:
             portfolio_ppy=ppy[0] if same else periods_per_year(union),
             ends=ends,
             annual_days=annual,
-            portfolio_ends=ends[0] if same else day_ends(union),
-            portfolio_annual_days=annual[0] if same else trading_days(union),
+            portfolio_ends=union_days[0],
+            portfolio_annual_days=union_days[1],
             benchmark=benchmark,
         )
 

@@ -264,21 +264,49 @@ def _day_returns(  # pragma: no cover - compiled
     return gmean, var, neg / m, m
 
 
+@numba.njit(cache=True, nogil=True)
+def _day_scan(ts: IntArray) -> tuple[IntArray, int]:  # pragma: no cover - compiled
+    """(index of the last bar of each UTC day, bars on a Saturday or Sunday), one pass."""
+    n = len(ts)
+    days = 0
+    weekend = 0
+    prev = -(2**62)
+    for t in range(n):
+        d = ts[t] // DAY_NS
+        if d != prev:
+            days += 1
+            prev = d
+        # 1970-01-01 was a Thursday, so (day + 3) % 7 is 5 or 6 at the weekend.
+        if (d + 3) % 7 >= 5:
+            weekend += 1
+    ends = np.empty(days, dtype=np.int64)
+    j = 0
+    for t in range(1, n):
+        if ts[t] // DAY_NS != ts[t - 1] // DAY_NS:
+            ends[j] = t - 1
+            j += 1
+    if n > 0:
+        ends[j] = n - 1
+    return ends, weekend
+
+
 def day_ends(ts: IntArray) -> IntArray:
     """Indices of the last bar of each UTC calendar day in ``ts`` (int64 ns, increasing)."""
-    days = np.asarray(ts, dtype=np.int64) // DAY_NS
-    if len(days) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.append(np.flatnonzero(days[1:] != days[:-1]), len(days) - 1).astype(np.int64)
+    return _day_scan(np.asarray(ts, dtype=np.int64))[0]
 
 
 def trading_days(ts: IntArray) -> float:
     """backtesting.py's days per year: 365 when over 0.6 x 2/7 of the bars are on a weekend."""
-    if len(ts) == 0:
-        return NAN
-    # 1970-01-01 was a Thursday, so (day + 3) % 7 is 5 or 6 at the weekend.
-    weekend = (np.asarray(ts, dtype=np.int64) // DAY_NS + 3) % 7 >= 5
-    return 365.0 if float(np.count_nonzero(weekend)) / len(ts) > 2 / 7 * 0.6 else 252.0
+    return day_info(ts)[1]
+
+
+def day_info(ts: IntArray) -> tuple[IntArray, float]:
+    """:func:`day_ends` and :func:`trading_days` of ``ts`` in one pass."""
+    arr = np.asarray(ts, dtype=np.int64)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.int64), NAN
+    ends, weekend = _day_scan(arr)
+    return ends, 365.0 if weekend / len(arr) > 2 / 7 * 0.6 else 252.0
 
 
 def peer_curve_metrics(equity: FloatArray, ends: IntArray, annual_days: float) -> dict[str, float]:
@@ -458,13 +486,9 @@ def compute_metrics(
     """
     merged = curve_metrics(equity, start_value, ts, ppy, benchmark, benchmark_start)
     merged.update(trade_metrics(pnl, returns, bars, days, is_open, exit_order))
-    merged.update(
-        peer_curve_metrics(
-            equity,
-            day_ends(ts) if ends is None else ends,
-            trading_days(ts) if annual_days is None else annual_days,
-        )
-    )
+    if ends is None or annual_days is None:
+        ends, annual_days = day_info(ts)
+    merged.update(peer_curve_metrics(equity, ends, annual_days))
     closed = pnl if is_open is None else pnl[~is_open]
     merged["bt_win_rate"] = (
         float(np.count_nonzero(closed > 0)) / len(closed) if len(closed) else NAN

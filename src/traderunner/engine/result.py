@@ -236,8 +236,9 @@ def trade_frame(symbol: str, ts: npt.NDArray[np.int64], run: KernelRun) -> pd.Da
             "symbol": pd.Categorical.from_codes(
                 np.zeros(run.n_trades, dtype=np.int8), categories=pd.Index([symbol])
             ),
-            "entry_time": utc_index(ts[run.entry_bar]),
-            "exit_time": utc_index(ts[run.exit_bar]),
+            # Arrays, not indexes: a DataFrame copies the Index objects it is given.
+            "entry_time": utc_index(ts[run.entry_bar]).array,
+            "exit_time": utc_index(ts[run.exit_bar]).array,
             "entry_price": run.entry_price,
             "exit_price": run.exit_price,
             "size": run.units,
@@ -277,7 +278,7 @@ def fill_frame(symbol: str, ts: npt.NDArray[np.int64], run: KernelRun) -> pd.Dat
             "symbol": pd.Categorical.from_codes(
                 np.zeros(n, dtype=np.int8), categories=pd.Index([symbol])
             ),
-            "time": utc_index(ts[run.fill_bar]),
+            "time": utc_index(ts[run.fill_bar]).array,
             "side": pd.Categorical.from_codes(
                 (run.fill_side < 0).astype(np.int8), categories=pd.Index(["buy", "sell"])
             ),
