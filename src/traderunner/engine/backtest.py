@@ -357,7 +357,7 @@ def run_backtest(
             raise CancelledError(f"backtest cancelled before {sym!r} ({i} of {n} symbols done)")
         run = prepared.run(i, strat.target_positions(c), opts)
         runs.append(run)
-        index = utc_index(c.ts)
+        index = c.index
         trades = trade_frame(sym, c.ts, run)
         frames.append(trades)
         fills = fill_frame(sym, c.ts, run)
