@@ -88,6 +88,22 @@ SizeOpt = Annotated[
         "--size", help="Fraction of equity per entry, (0, 1]; default 1.", rich_help_panel=_COSTS
     ),
 ]
+UnitsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--units",
+        help="fractional (default) or whole: whole units (shares), rounded down per entry.",
+        rich_help_panel=_COSTS,
+    ),
+]
+LotSizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lot-size",
+        help="With --units whole: trade multiples of this many units (default 1).",
+        rich_help_panel=_COSTS,
+    ),
+]
 CashOpt = Annotated[
     float | None,
     typer.Option(
@@ -252,6 +268,8 @@ def backtest(
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -278,6 +296,8 @@ def backtest(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,
@@ -384,6 +404,8 @@ def sweep(
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -392,7 +414,24 @@ def sweep(
     take_profit: TakeProfitOpt = None,
     trailing_stop: TrailingOpt = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many rows to show.")] = 10,
-    sort: Annotated[str, typer.Option("--sort", help="Metric to rank by (descending).")] = "sharpe",
+    sort: Annotated[
+        str, typer.Option("--sort", help="Metric to rank by (descending; see --ascending).")
+    ] = "sharpe",
+    ascending: Annotated[
+        bool,
+        typer.Option(
+            "--ascending", help="Rank the smallest first (e.g. --sort max_drawdown_duration_days)."
+        ),
+    ] = False,
+    min_trades: Annotated[
+        int,
+        typer.Option(
+            "--min-trades",
+            min=0,
+            help="Rank only combinations with at least N trades (infinite and NaN values "
+            "always rank last).",
+        ),
+    ] = 0,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Threads (default: CPU count).", show_default=False),
@@ -437,6 +476,8 @@ def sweep(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,
@@ -468,7 +509,14 @@ def sweep(
             level=priority,
             follow=follow,
             owner=who,
-            output=Output(json=json_output, top=top, sort=sort, csv=csv),
+            output=Output(
+                json=json_output,
+                top=top,
+                sort=sort,
+                csv=csv,
+                ascending=ascending,
+                min_trades=min_trades,
+            ),
         )
         return
     candles: dict[str, CandleArrays] = common.load_market_data(
@@ -524,7 +572,9 @@ def sweep(
                 },
             )
     if json_output:
-        payload = show.sweep_payload(doc, sort=sort, top=top)
+        payload = show.sweep_payload(
+            doc, sort=sort, top=top, ascending=ascending, min_trades=min_trades
+        )
         payload["timeframe"] = tf.value
         payload["timeframe_from"] = tf_how
         if result_id is not None:
@@ -541,6 +591,8 @@ def sweep(
         sort=sort,
         top=top,
         name=name,
+        ascending=ascending,
+        min_trades=min_trades,
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")
