@@ -57,6 +57,15 @@ ToOpt = Annotated[
         "--to", help="End, inclusive: YYYY-MM-DD means the whole day.", rich_help_panel=_DATA
     ),
 ]
+AdjustOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--adjust",
+        help="Daily prices: all (split- and dividend-adjusted, default), splits, or none (raw).",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
 DataOpt = Annotated[
     Path | None,
     typer.Option(
@@ -193,6 +202,20 @@ def _engine_options(**values: Any) -> dict[str, Any]:
     return options
 
 
+def _adjusted(
+    state: common.State, candles: dict[str, CandleArrays], data: Path | None, adjust: str | None
+) -> tuple[dict[str, CandleArrays], str]:
+    """Stored daily series adjusted by ``--adjust`` (marketdata.adjust); what was applied."""
+    from traderunner.marketdata.adjust import apply_adjustment, check_adjust, describe
+
+    mode = check_adjust(adjust)
+    if data is not None:
+        return candles, "none (file)"
+    with common.open_store(state.settings) as store:
+        out, applied = apply_adjustment(store, candles, mode)
+    return out, describe(applied)
+
+
 def _job_symbols(
     state: common.State, symbols: list[str] | None, data: Path | None, tf: Any
 ) -> tuple[str, ...]:
@@ -249,6 +272,7 @@ def backtest(
     end: ToOpt = None,
     param: ParamOpt = None,
     data: DataOpt = None,
+    adjust: AdjustOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -301,6 +325,7 @@ def backtest(
             params=params.to_dict(),
             options=options,
             name=name,
+            adjust=_adjust_mode(adjust),
         )
         submit_and_follow(
             ctx,
@@ -316,6 +341,7 @@ def backtest(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
     tf, tf_how = _timeframe_of(candles, tf)
+    candles, adjusted = _adjusted(state, candles, data, adjust)
 
     from traderunner.engine import run_backtest
 
@@ -337,10 +363,11 @@ def backtest(
                 name=name,
                 period=period.describe(),
                 prices=candles,
-                details={"timeframe_from": tf_how},
+                details={"timeframe_from": tf_how, "adjust": adjusted},
             )
 
     doc = result.to_dict()
+    doc["adjust"] = adjusted
     if json_output:
         doc["timeframe"] = tf.value
         doc["timeframe_from"] = tf_how
@@ -381,6 +408,7 @@ def sweep(
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
+    adjust: AdjustOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -460,6 +488,7 @@ def sweep(
             end,
             options=options,
             name=name,
+            adjust=_adjust_mode(adjust),
         )
         submit_and_follow(
             ctx,
@@ -475,6 +504,7 @@ def sweep(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
     tf, tf_how = _timeframe_of(candles, tf)
+    candles, adjusted = _adjusted(state, candles, data, adjust)
 
     with (
         common.stop_on_interrupt() as should_stop,
@@ -504,6 +534,7 @@ def sweep(
         "skipped": result.skipped,
         "elapsed_s": result.elapsed_s,
         "rows": result.rows,
+        "adjust": adjusted,
     }
     result_id: str | None = None
     if save:
@@ -519,7 +550,7 @@ def sweep(
                 name=name,
                 period=period.describe(),
                 summary={
-                    **{k: doc[k] for k in ("sources", "skipped", "elapsed_s")},
+                    **{k: doc[k] for k in ("sources", "skipped", "elapsed_s", "adjust")},
                     "timeframe_from": tf_how,
                 },
             )
@@ -546,6 +577,12 @@ def sweep(
         out.print(f"wrote {len(result.rows)} rows to {csv}")
     if result_id is not None:
         show.print_saved(result_id)
+
+
+def _adjust_mode(adjust: str | None) -> str:
+    from traderunner.marketdata.adjust import check_adjust
+
+    return check_adjust(adjust)
 
 
 def _how_text(how: str) -> str:

@@ -346,8 +346,10 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             raise StrategyError(str(spec["fail"]))
         return "done", (JobKind.NOOP, {"ok": True}, None)
     from traderunner.engine import run_backtest, run_sweep
+    from traderunner.marketdata.adjust import apply_adjustment, describe
 
-    candles = _load(ctx, spec)
+    candles, applied = apply_adjustment(ctx.store, _load(ctx, spec), spec.get("adjust"))
+    adjusted = describe(applied)
     if record.kind is JobKind.BACKTEST:
         result = run_backtest(
             spec["strategy"],
@@ -366,6 +368,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             name=str(spec.get("name") or ""),
             period=Period.parse(spec.get("start"), spec.get("end")).describe(),
             prices=candles,
+            details={"adjust": adjusted},
         )
         line = f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
         return line, None
@@ -384,6 +387,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             "count": len(sweep.rows),
             "elapsed_s": sweep.elapsed_s,
             "sources": {s: c.source for s, c in candles.items()},
+            "adjust": adjusted,
         }
         return f"{len(sweep.rows)} combinations", (JobKind.SWEEP_CHUNK, payload, sweep.to_frame())
     raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")

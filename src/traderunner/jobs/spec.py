@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from traderunner.domain.adjust import parse_adjust
 from traderunner.domain.jobs import JobKind
 from traderunner.domain.period import Period
 from traderunner.domain.timeframe import Timeframe
@@ -47,6 +48,8 @@ class BacktestSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
+    # Daily prices: "all" (split- and dividend-adjusted), "splits" or "none" (marketdata.adjust)
+    adjust: str = "all"
 
     kind = JobKind.BACKTEST
 
@@ -61,6 +64,7 @@ class BacktestSpec:
             "params": dict(self.params),
             "options": dict(self.options),
             "name": self.name,
+            "adjust": self.adjust,
         }
 
 
@@ -77,6 +81,7 @@ class SweepSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
     chunk_size: int | None = None  # combinations per chunk; None = sized automatically
+    adjust: str = "all"  # as BacktestSpec.adjust
 
     kind = JobKind.SWEEP
 
@@ -92,6 +97,7 @@ class SweepSpec:
             "options": dict(self.options),
             "name": self.name,
             "chunk_size": self.chunk_size,
+            "adjust": self.adjust,
         }
 
 
@@ -127,6 +133,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
                 params=dict(data.get("params") or {}),
                 options=dict(data.get("options") or {}),
                 name=str(data.get("name") or ""),
+                adjust=parse_adjust(data.get("adjust")),
             )
         if kind == JobKind.SWEEP:
             grid = data.get("grid")
@@ -142,6 +149,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
                 options=dict(data.get("options") or {}),
                 name=str(data.get("name") or ""),
                 chunk_size=data.get("chunk_size"),
+                adjust=parse_adjust(data.get("adjust")),
             )
         if kind == JobKind.NOOP:
             return NoopSpec(
@@ -193,6 +201,7 @@ def validate(spec: Spec, store: Store) -> Checked:
         return Checked(spec)
     strategy = get_strategy(spec.strategy)
     BacktestOptions.from_kwargs(**dict(spec.options))
+    parse_adjust(spec.adjust)
     timeframe = Timeframe.parse(spec.timeframe)
     period = Period.parse(spec.start, spec.end)
     bars = 0

@@ -406,6 +406,9 @@ def fetch_to_store(
                     warnings.append(warning)
                 if len(chunk.candles):
                     written += store.candles.upsert(chunk.candles).bars
+                    adjusted = getattr(chunk, "adjusted_close", None)
+                    if adjusted is not None:  # EODHD's D1 bars: kept for adjusted backtests
+                        store.adjusted.upsert(name, chunk.candles.ts, adjusted)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{name} {_dt(request.start_ns):%Y-%m-%d}")
