@@ -15,6 +15,7 @@ real-time trades into bars. The contract they share is in :mod:`traderunner.doma
 """
 
 from traderunner.domain.feeds import Feed
+from traderunner.marketdata.feeds.polling import PollingFeed
 from traderunner.marketdata.feeds.replay import ReplayFeed
 
-__all__ = ["Feed", "ReplayFeed"]
+__all__ = ["Feed", "PollingFeed", "ReplayFeed"]
