@@ -66,6 +66,16 @@ AdjustOpt = Annotated[
         show_default=False,
     ),
 ]
+FetchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fetch",
+        help="Fetch what the store lacks from this provider first (eodhd, or synthetic); "
+        "with --submit the worker does it. Needs --symbols and --from.",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
 DataOpt = Annotated[
     Path | None,
     typer.Option(
@@ -273,6 +283,7 @@ def backtest(
     param: ParamOpt = None,
     data: DataOpt = None,
     adjust: AdjustOpt = None,
+    fetch: FetchOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -326,6 +337,7 @@ def backtest(
             options=options,
             name=name,
             adjust=_adjust_mode(adjust),
+            fetch=_fetch_provider(fetch),
         )
         submit_and_follow(
             ctx,
@@ -337,6 +349,7 @@ def backtest(
             output=Output(json=json_output, trades=trades),
         )
         return
+    _fetch_here(state, fetch, symbols, data, tf, period, json_output)
     candles = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
@@ -409,6 +422,7 @@ def sweep(
     end: ToOpt = None,
     data: DataOpt = None,
     adjust: AdjustOpt = None,
+    fetch: FetchOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
@@ -489,6 +503,7 @@ def sweep(
             options=options,
             name=name,
             adjust=_adjust_mode(adjust),
+            fetch=_fetch_provider(fetch),
         )
         submit_and_follow(
             ctx,
@@ -500,6 +515,7 @@ def sweep(
             output=Output(json=json_output, top=top, sort=sort, csv=csv),
         )
         return
+    _fetch_here(state, fetch, symbols, data, tf, period, json_output)
     candles: dict[str, CandleArrays] = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
@@ -577,6 +593,62 @@ def sweep(
         out.print(f"wrote {len(result.rows)} rows to {csv}")
     if result_id is not None:
         show.print_saved(result_id)
+
+
+def _fetch_provider(fetch: str | None) -> str | None:
+    if fetch is None:
+        return None
+    from traderunner.marketdata.pipeline import check_provider
+
+    return check_provider(fetch)
+
+
+def _fetch_here(
+    state: common.State,
+    fetch: str | None,
+    symbols: list[str] | None,
+    data: Path | None,
+    tf: Any,
+    period: Any,
+    json_output: bool,
+) -> None:
+    """``--fetch`` without ``--submit``: fetch what the store lacks here, then go on."""
+    if fetch is None:
+        return
+    from datetime import UTC, datetime
+
+    from traderunner.cli.data import _open_provider
+    from traderunner.errors import DataRangeError
+    from traderunner.marketdata.fetch import fetch_to_store
+
+    wanted = common.split_symbols(symbols)
+    if data is not None or not wanted or period.start is None:
+        raise OptionError(
+            "--fetch needs --symbols and --from (and no --data): it fetches those symbols "
+            "from that day on, e.g. --fetch eodhd --symbols AAPL.US --from 2024-01-02"
+        )
+    tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
+    with (
+        _open_provider(_fetch_provider(fetch) or "", state.settings, tf) as source,
+        common.open_store(state.settings) as store,
+        common.progress_bar(common.show_progress(json_output), "fetching data") as bar,
+    ):
+        report = fetch_to_store(
+            store,
+            source,
+            wanted,
+            tf,
+            period.start,
+            period.end or datetime.now(UTC),
+            progress=bar,
+            refetch_sessions=state.settings.eodhd_refetch_sessions,
+        )
+    failed = [s for s in report.symbols if not s.ok]
+    if failed:
+        raise DataRangeError(
+            f"fetching data failed for {failed[0].symbol}: {failed[0].error} (what arrived is "
+            "stored; run again to go on)"
+        )
 
 
 def _adjust_mode(adjust: str | None) -> str:

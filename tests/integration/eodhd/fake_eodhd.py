@@ -132,6 +132,7 @@ class FakeEodhd:
             self._minute: deque[float] = deque()
             self.free_plan_from: date | None = None
             self.volume_bump = 0.0
+            self.delay_s = 0.0  # seconds each data answer takes (to see a fetch in flight)
             self.splits: dict[str, tuple[date, float]] = {}
             self.dividends: dict[str, tuple[date, float]] = {}
 
@@ -150,6 +151,8 @@ class FakeEodhd:
     # ------------------------------------------------------------------ serving
     def _respond(self, path: str, query: dict[str, str]) -> Canned | None:
         """The response to one request; None = cut the connection."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
         parts = [unquote(p) for p in path.split("/") if p]
         token_ok = query.pop("api_token", None) == self.token
         endpoint = parts[1] if len(parts) == 3 and parts[0] == "api" else "?"
