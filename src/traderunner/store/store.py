@@ -83,12 +83,15 @@ class Store:
     ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
     (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps), ``jobs``
     (:class:`~traderunner.store.jobs.JobRepository`) and ``users``
-    (:class:`~traderunner.store.users.UserRepository`) are the repositories. A Store is
+    (:class:`~traderunner.store.users.UserRepository`) and ``adjusted``
+    (:class:`~traderunner.store.adjusted.AdjustedCloseRepository`: EODHD's adjusted closes of
+    daily bars) are the repositories. A Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
 
     def __init__(self, engine: Engine, url: URL) -> None:
+        from traderunner.store.adjusted import AdjustedCloseRepository
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
         from traderunner.store.runs import RunRepository
@@ -100,6 +103,7 @@ class Store:
         self.runs = RunRepository(self)
         self.jobs = JobRepository(self)
         self.users = UserRepository(self)
+        self.adjusted = AdjustedCloseRepository(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
