@@ -150,7 +150,7 @@ class Store:
         except StoreError:
             engine.dispose()
             raise
-        except (SQLAlchemyError, sqlite3.Error) as exc:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             engine.dispose()
             raise StoreError(
                 f"cannot create or upgrade the tables of the store at {where}: "
