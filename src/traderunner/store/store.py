@@ -83,7 +83,10 @@ class Store:
     ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
     (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps), ``jobs``
     (:class:`~traderunner.store.jobs.JobRepository`) and ``users``
-    (:class:`~traderunner.store.users.UserRepository`) are the repositories. A Store is
+    (:class:`~traderunner.store.users.UserRepository`), ``live`` (live strategies and the
+    stream's state, :class:`~traderunner.store.live.LiveRepository`) and ``trading`` (the paper
+    trader's record, :class:`~traderunner.store.trading.TradingRepository`) are the
+    repositories. A Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
@@ -91,7 +94,9 @@ class Store:
     def __init__(self, engine: Engine, url: URL) -> None:
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
+        from traderunner.store.live import LiveRepository
         from traderunner.store.runs import RunRepository
+        from traderunner.store.trading import TradingRepository
         from traderunner.store.users import UserRepository
 
         self.engine = engine
@@ -100,6 +105,8 @@ class Store:
         self.runs = RunRepository(self)
         self.jobs = JobRepository(self)
         self.users = UserRepository(self)
+        self.live = LiveRepository(self)
+        self.trading = TradingRepository(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
