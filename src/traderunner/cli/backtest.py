@@ -88,6 +88,22 @@ SizeOpt = Annotated[
         "--size", help="Fraction of equity per entry, (0, 1]; default 1.", rich_help_panel=_COSTS
     ),
 ]
+UnitsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--units",
+        help="fractional (default) or whole: whole units (shares), rounded down per entry.",
+        rich_help_panel=_COSTS,
+    ),
+]
+LotSizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lot-size",
+        help="With --units whole: trade multiples of this many units (default 1).",
+        rich_help_panel=_COSTS,
+    ),
+]
 CashOpt = Annotated[
     float | None,
     typer.Option(
@@ -252,6 +268,8 @@ def backtest(
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -278,6 +296,8 @@ def backtest(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,
@@ -384,6 +404,8 @@ def sweep(
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -437,6 +459,8 @@ def sweep(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,

@@ -29,7 +29,13 @@ from traderunner.domain.candles import CandleArrays
 from traderunner.engine.kernel import KernelRun, first_bad_bar, simulate
 from traderunner.engine.metrics import DAY_NS, compute_metrics, periods_per_year
 from traderunner.engine.options import BacktestOptions
-from traderunner.engine.result import BacktestResult, SymbolResult, trade_frame, utc_index
+from traderunner.engine.result import (
+    BacktestResult,
+    SymbolResult,
+    fill_frame,
+    trade_frame,
+    utc_index,
+)
 from traderunner.errors import CancelledError, DataRangeError, StrategyError
 from traderunner.strategies.base import Strategy, StrategyParams
 
@@ -252,6 +258,7 @@ def run_backtest(
     runs: list[KernelRun] = []
     results: dict[str, SymbolResult] = {}
     frames: list[pd.DataFrame] = []
+    fill_frames: list[pd.DataFrame] = []
     for i, (sym, c) in enumerate(zip(prepared.symbols, prepared.candles, strict=True)):
         if should_stop is not None and should_stop():
             raise CancelledError(f"backtest cancelled before {sym!r} ({i} of {n} symbols done)")
@@ -260,6 +267,8 @@ def run_backtest(
         index = utc_index(c.ts)
         trades = trade_frame(sym, c.ts, run)
         frames.append(trades)
+        fills = fill_frame(sym, c.ts, run)
+        fill_frames.append(fills)
         results[sym] = SymbolResult(
             symbol=sym,
             source=c.source or "unknown",
@@ -267,6 +276,7 @@ def run_backtest(
             position=run.position,
             trades=trades,
             metrics=prepared.symbol_metrics(i, run),
+            fills=fills,
         )
         if progress is not None:
             progress(i + 1, n, sym)
@@ -276,6 +286,7 @@ def run_backtest(
         metrics = dict(only.metrics)
         equity = pd.Series(runs[0].equity, index=only.equity.index, name="equity", copy=False)
         all_trades = frames[0]
+        all_fills = fill_frames[0]
     else:
         curve, metrics = prepared.portfolio_metrics(runs, opts)
         equity = pd.Series(curve, index=utc_index(prepared.union_ts), name="equity", copy=False)
@@ -285,6 +296,7 @@ def run_backtest(
             all_trades = all_trades.sort_values("entry_time", kind="stable", ignore_index=True)
         else:
             all_trades = frames[0]
+        all_fills = _merge(fill_frames, "time")
     return BacktestResult(
         strategy=strategy_name(type(strat)),
         params=strat.params.to_dict(),
@@ -293,4 +305,13 @@ def run_backtest(
         equity=equity,
         metrics=metrics,
         trades=all_trades,
+        fills=all_fills,
     )
+
+
+def _merge(frames: Sequence[pd.DataFrame], by: str) -> pd.DataFrame:
+    non_empty = [f for f in frames if len(f)]
+    if not non_empty:
+        return frames[0]
+    merged = pd.concat(non_empty, ignore_index=True)
+    return merged.sort_values(by, kind="stable", ignore_index=True)
