@@ -232,3 +232,130 @@ class Rejection:
             "reason": self.reason,
             "at": self.at.isoformat() if self.at else None,
         }
+
+
+# -- bus payloads (type ``candle`` v1 on candles.{tf}, type ``signal`` v1 on signals) ----------
+# The stream service writes them, the trader reads them; neither imports the other, so the
+# schema lives here, once.
+
+CANDLE_V = 1
+SIGNAL_V = 1
+
+
+def _num(payload: Mapping[str, Any], name: str) -> float:
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _int(payload: Mapping[str, Any], name: str) -> int:
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _str(payload: Mapping[str, Any], name: str) -> str:
+    value = payload[name]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CandleMessage:
+    """A new bar, published after the store and the cache have it. ``signals`` are the ids of
+    the signals the stream published for this bar (the trader steps the bar only once it has
+    recorded them, whatever order the two topics arrive in)."""
+
+    symbol: str
+    timeframe: str
+    ts_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    source: str = ""
+    signals: tuple[str, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "ts_ns": self.ts_ns,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "source": self.source,
+            "signals": list(self.signals),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CandleMessage:
+        """Raises KeyError/TypeError/ValueError for a payload that is not a candle v1."""
+        signals = payload.get("signals", [])
+        if not isinstance(signals, list) or not all(isinstance(s, str) for s in signals):
+            raise TypeError("signals must be a list of ids")
+        return cls(
+            symbol=_str(payload, "symbol"),
+            timeframe=_str(payload, "timeframe"),
+            ts_ns=_int(payload, "ts_ns"),
+            open=_num(payload, "open"),
+            high=_num(payload, "high"),
+            low=_num(payload, "low"),
+            close=_num(payload, "close"),
+            volume=_num(payload, "volume"),
+            source=str(payload.get("source", "")),
+            signals=tuple(signals),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalMessage:
+    """A live strategy's target position changed on the bar ``bar_ns`` (computed on its
+    close) from ``previous`` to ``target``; ``close`` is that bar's close."""
+
+    live: str
+    strategy: str
+    account: str
+    symbol: str
+    timeframe: str
+    bar_ns: int
+    target: int
+    previous: int
+    close: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "live": self.live,
+            "strategy": self.strategy,
+            "account": self.account,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "bar_ns": self.bar_ns,
+            "target": self.target,
+            "previous": self.previous,
+            "close": self.close,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> SignalMessage:
+        """Raises KeyError/TypeError/ValueError for a payload that is not a signal v1."""
+        target, previous = _int(payload, "target"), _int(payload, "previous")
+        if target not in (-1, 0, 1) or previous not in (-1, 0, 1):
+            raise ValueError("target and previous must be -1, 0 or 1")
+        return cls(
+            live=_str(payload, "live"),
+            strategy=_str(payload, "strategy"),
+            account=_str(payload, "account"),
+            symbol=_str(payload, "symbol"),
+            timeframe=_str(payload, "timeframe"),
+            bar_ns=_int(payload, "bar_ns"),
+            target=target,
+            previous=previous,
+            close=_num(payload, "close"),
+        )

@@ -28,15 +28,26 @@ if TYPE_CHECKING:
     from traderunner.store.store import Store
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def upsert(
     conn: Connection, table: sa.Table, values: Mapping[str, Any], keys: Iterable[str]
 ) -> None:
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` on SQLite and PostgreSQL."""
-    keys = list(keys)
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    stmt = insert.values(**values)
-    changed = {k: stmt.excluded[k] for k in values if k not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` on SQLite and PostgreSQL.
+
+    The statement is built once per table and set of columns (building one costs far more
+    than running it: the trader upserts a position per sleeve and bar).
+    """
+    keys = tuple(keys)
+    cache_key = (conn.dialect.name, table.name, keys, tuple(values))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(table)
+        changed = {k: insert.excluded[k] for k in values if k not in keys}
+        stmt = _UPSERTS[cache_key] = insert.on_conflict_do_update(index_elements=keys, set_=changed)
+    conn.execute(stmt, dict(values))
 
 
 def _live(row: Any) -> LiveStrategy:

@@ -35,6 +35,27 @@ if TYPE_CHECKING:
 
 NS = 1_000_000_000
 
+# Statements the trader runs for every sleeve and bar, built once (building costs more than
+# running them).
+_P = positions_table.c
+_STEPPED = sa.select(_P.bar_ns).where(
+    (_P.account == sa.bindparam("a"))
+    & (_P.live == sa.bindparam("l"))
+    & (_P.symbol == sa.bindparam("s"))
+)
+_SET_STATUS = (
+    orders_table.update()
+    .where(orders_table.c.id == sa.bindparam("oid"))
+    .values(status=sa.bindparam("st"), reason=sa.bindparam("why"), updated_at=sa.bindparam("now"))
+)
+_SUMS = sa.select(
+    sa.func.sum(_P.start_cash),
+    sa.func.sum(_P.cash),
+    sa.func.sum(_P.equity),
+    sa.func.sum(_P.realized_pnl),
+).where(_P.account == sa.bindparam("a"))
+_ACCOUNT = sa.select(accounts_table).where(accounts_table.c.name == sa.bindparam("a"))
+
 
 @dataclass(frozen=True, slots=True)
 class BarOutcome:
@@ -172,80 +193,84 @@ class TradingRepository:
     def apply_bar(self, outcome: BarOutcome) -> bool:
         """Write one sleeve's bar (fills, orders, position, account) in one transaction, unless
         the sleeve already stepped a bar at or after it; True when written."""
-        pos = outcome.position
+        return self.apply_bars([outcome])[0]
+
+    def apply_bars(self, outcomes: Sequence[BarOutcome]) -> builtins.list[bool]:
+        """:meth:`apply_bar` for several sleeves (one bar of one series), in one transaction."""
+        if not outcomes:
+            return []
         now = datetime.now(UTC)
-        p = positions_table.c
-        action = f"record bar {pos.bar_ns} of {pos.live}/{pos.symbol}"
+        first = outcomes[0].position
+        action = f"record bar {first.bar_ns} of {first.symbol}"
         with self._store.transaction(action) as conn:
-            done = conn.execute(
-                sa.select(p.bar_ns).where(
-                    (p.account == pos.account) & (p.live == pos.live) & (p.symbol == pos.symbol)
-                )
-            ).scalar_one_or_none()
-            if done is not None and int(done) >= pos.bar_ns:
-                return False
-            if outcome.fills:
-                conn.execute(
-                    fills_table.insert(),
-                    [
-                        {
-                            "order_id": f.order_id,
-                            "account": f.account,
-                            "live": f.live,
-                            "symbol": f.symbol,
-                            "bar_ns": f.bar_ns,
-                            "seq": f.seq,
-                            "side": f.side,
-                            "units": f.units,
-                            "price": f.price,
-                            "fee": f.fee,
-                            "reason": f.reason,
-                            "created_at": now,
-                        }
-                        for f in outcome.fills
-                    ],
-                )
-            for order_id, (status, reason) in outcome.orders.items():
-                conn.execute(
-                    orders_table.update()
-                    .where(orders_table.c.id == order_id)
-                    .values(status=status.value, reason=reason, updated_at=now)
-                )
-            upsert(
-                conn,
-                positions_table,
-                {
-                    "account": pos.account,
-                    "live": pos.live,
-                    "symbol": pos.symbol,
-                    "units": pos.units,
-                    "entry_price": pos.entry_price,
-                    "cash": pos.cash,
-                    "start_cash": pos.start_cash,
-                    "equity": pos.equity,
-                    "last_price": pos.last_price,
-                    "realized_pnl": pos.realized_pnl,
-                    "bar_ns": pos.bar_ns,
-                    "state": dict(pos.state),
-                    "updated_at": now,
-                },
-                ("account", "live", "symbol"),
+            done = [self._apply(conn, outcome, now) for outcome in outcomes]
+            for account in sorted(
+                {o.position.account for o, ok in zip(outcomes, done, strict=True) if ok}
+            ):
+                self._update_account(conn, account, first.bar_ns, now)
+        return done
+
+    def _apply(self, conn: Connection, outcome: BarOutcome, now: datetime) -> bool:
+        pos = outcome.position
+        done = conn.execute(
+            _STEPPED, {"a": pos.account, "l": pos.live, "s": pos.symbol}
+        ).scalar_one_or_none()
+        if done is not None and int(done) >= pos.bar_ns:
+            return False
+        if outcome.fills:
+            conn.execute(
+                fills_table.insert(),
+                [
+                    {
+                        "order_id": f.order_id,
+                        "account": f.account,
+                        "live": f.live,
+                        "symbol": f.symbol,
+                        "bar_ns": f.bar_ns,
+                        "seq": f.seq,
+                        "side": f.side,
+                        "units": f.units,
+                        "price": f.price,
+                        "fee": f.fee,
+                        "reason": f.reason,
+                        "created_at": now,
+                    }
+                    for f in outcome.fills
+                ],
             )
-            self._update_account(conn, pos.account, pos.bar_ns, now)
+        if outcome.orders:
+            conn.execute(
+                _SET_STATUS,
+                [
+                    {"oid": oid, "st": status.value, "why": reason, "now": now}
+                    for oid, (status, reason) in outcome.orders.items()
+                ],
+            )
+        upsert(
+            conn,
+            positions_table,
+            {
+                "account": pos.account,
+                "live": pos.live,
+                "symbol": pos.symbol,
+                "units": pos.units,
+                "entry_price": pos.entry_price,
+                "cash": pos.cash,
+                "start_cash": pos.start_cash,
+                "equity": pos.equity,
+                "last_price": pos.last_price,
+                "realized_pnl": pos.realized_pnl,
+                "bar_ns": pos.bar_ns,
+                "state": dict(pos.state),
+                "updated_at": now,
+            },
+            ("account", "live", "symbol"),
+        )
         return True
 
     def _update_account(self, conn: Connection, name: str, bar_ns: int, now: datetime) -> None:
-        p = positions_table.c
-        start, cash, equity, realized = conn.execute(
-            sa.select(
-                sa.func.sum(p.start_cash),
-                sa.func.sum(p.cash),
-                sa.func.sum(p.equity),
-                sa.func.sum(p.realized_pnl),
-            ).where(p.account == name)
-        ).one()
-        a = accounts_table.c
-        old = conn.execute(sa.select(accounts_table).where(a.name == name)).first()
+        start, cash, equity, realized = conn.execute(_SUMS, {"a": name}).one()
+        old = conn.execute(_ACCOUNT, {"a": name}).first()
         day = utc_day(bar_ns)
         if old is None:
             day_start = float(start)
