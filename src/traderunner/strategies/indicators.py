@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,39 @@ from traderunner.strategies.jit import lazy_njit
 FloatArray = npt.NDArray[np.float64]
 Int8Array = npt.NDArray[np.int8]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Residual allowed to an EMA seeded on a short window, as a fraction of the price range:
+#: ``history_bars`` of the EMA rules waits until ``(1 - alpha)**k`` is this small.
+EMA_RESIDUAL = 1e-10
+#: The same for Wilder's smoothing in RSI, as a fraction of the largest one-bar move.
+RSI_RESIDUAL = 1e-12
+#: How far back, in multiples of their window, the hold rules (``hold_crossings``) look in a
+#: live window for the bar that last reset their state: a state no bar reset for that long
+#: is not recovered from the window (docs/strategies.md, "History for live signals").
+STATE_MEMORY = 50
+
+
+def decay_bars(factor: float, residual: float) -> int:
+    """The smallest ``k >= 0`` with ``factor ** k <= residual`` (``0 <= factor < 1``).
+
+    The number of steps after which a recursion ``e_k = factor * e_{k-1}`` has shrunk any
+    starting difference to ``residual`` times its size: how long an EMA (``factor = 1 -
+    alpha``) or Wilder's smoothing (``factor = 1 - 1/period``) takes to forget its seed.
+    """
+    if not 0.0 <= factor < 1.0 or not 0.0 < residual < 1.0:
+        raise ValueError(f"decay_bars needs 0 <= factor < 1 and 0 < residual < 1, got {factor}")
+    if factor == 0.0:
+        return 1
+    k = max(math.ceil(math.log(residual) / math.log(factor)), 0)
+    while factor**k > residual:  # the logarithms round; make the bound hold exactly
+        k += 1
+    return k
+
+
+def ema_alpha(span: int) -> float:
+    """The smoothing factor of :func:`ema`: ``2 / (span + 1)``."""
+    return 2.0 / (span + 1.0)
 
 
 class _Memo:
@@ -166,7 +200,7 @@ def ema(values: FloatArray, span: int) -> FloatArray:
     x = np.ascontiguousarray(values, dtype=np.float64)
     if span <= 0:
         return np.full(len(x), np.nan)
-    return _ema_kernel(x, 2.0 / (span + 1.0), span)
+    return _ema_kernel(x, ema_alpha(span), span)
 
 
 @lazy_njit(cache=True, nogil=True)
@@ -255,6 +289,22 @@ def shift(values: npt.NDArray[Any], periods: int = 1, fill: float = np.nan) -> F
 
 
 BoolArray = npt.NDArray[np.bool_]
+
+
+def last_side(sides: npt.ArrayLike) -> Int8Array:
+    """Each bar's most recent non-zero value of ``sides`` (-1/0/+1), 0 before the first one.
+
+    ``last_side(compare(fast, slow))`` is the side of ``slow`` that ``fast`` was last strictly
+    on: a bar where they are equal (or undefined) keeps the previous side, so a touch is not a
+    crossing, and the value changes exactly on the bars where ``fast`` crosses ``slow``.
+    """
+    x = np.asarray(sides, dtype=np.int8)
+    if len(x) == 0:
+        return x.copy()
+    # Index of the latest non-zero element at or before each bar (0 where there is none yet;
+    # element 0 itself is then either that value or 0, so the lookup is right either way).
+    idx = np.maximum.accumulate(np.where(x != 0, np.arange(len(x)), 0))
+    return x[idx]
 
 
 def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:

@@ -142,7 +142,7 @@ def test_sweep_rows_equal_full_backtests(make_walk: Any) -> None:
         full = run_backtest(
             "sma_cross", data, {"fast": row["fast"], "slow": row["slow"]}, **options
         )
-        assert list(row) == ["fast", "slow", *METRIC_NAMES]
+        assert list(row) == ["fast", "slow", "mode", *METRIC_NAMES]  # defaults too
         for name in METRIC_NAMES:
             assert _same(row[name], full.metrics[name]), name
 
