@@ -41,7 +41,12 @@ Settings
     eodhd_base_url  EODHD API base (default https://eodhd.com/api)
     eodhd_calls_per_minute / eodhd_calls_per_day  the plan's quotas, shared by every process
                     and machine through the durable Redis (defaults 1000 / 100000)
-    eodhd_intraday_cost calls one intraday request costs against the quotas (default 5)
+    eodhd_intraday_cost calls one intraday request costs against the day's quota (default 5);
+                    the minute quota counts HTTP requests, whatever they cost
+    eodhd_outage_budget seconds a request keeps retrying through 5xx answers and dropped
+                    connections (maintenance windows) before it gives up (default 1800)
+    eodhd_refetch_sessions  trading sessions re-fetched and overwritten at the end of a stored
+                    series on a resumed fetch (provisional bars, revised volume; default 2)
     cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
     cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
     dashboard_secret_key  signs the dashboard's session cookies (secret); empty = generated
@@ -147,6 +152,8 @@ class Settings(BaseSettings):
     eodhd_calls_per_minute: int = Field(default=1000, ge=1)
     eodhd_calls_per_day: int = Field(default=100_000, ge=1)
     eodhd_intraday_cost: int = Field(default=5, ge=1, le=100)
+    eodhd_outage_budget: float = Field(default=1800.0, ge=0, le=86_400)
+    eodhd_refetch_sessions: int = Field(default=2, ge=0, le=30)
     cache_local: bool = True
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)

@@ -111,6 +111,16 @@ class RateLimitedError(TraderunnerError):
         self.retry_after = retry_after
 
 
+class QuotaSpentError(RateLimitedError):
+    """The provider's quota is spent until ``resets_at`` (Unix seconds, UTC): wait for it."""
+
+    def __init__(self, message: str, resets_at: float) -> None:
+        import time
+
+        super().__init__(message, retry_after=max(0.0, resets_at - time.time()))
+        self.resets_at = resets_at
+
+
 class RedisError(TraderunnerError):
     """A Redis/Valkey server could not be reached, started or used; says what to check."""
 

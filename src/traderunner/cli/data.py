@@ -277,6 +277,7 @@ def _open_provider(name: str, settings: Settings, timeframe: Timeframe) -> Itera
         response_cache=responses,
         timeout=settings.eodhd_timeout,
         intraday_cost=settings.eodhd_intraday_cost,
+        outage_budget=settings.eodhd_outage_budget,
     )
     try:
         yield provider
@@ -299,6 +300,11 @@ def _fetch_dict(report: FetchReport, provider: str) -> dict[str, Any]:
         "bars_written": report.bars_written,
         "requests": report.requests,
         "cache_hits": report.cache_hits,
+        "skipped_bars": report.skipped_bars,
+        "warnings": list(report.warnings),
+        "quota_resets_at": None
+        if report.quota_resets_at is None
+        else common.iso_ns(int(report.quota_resets_at) * 1_000_000_000),
         "symbols": [
             {
                 "symbol": s.symbol,
@@ -306,6 +312,9 @@ def _fetch_dict(report: FetchReport, provider: str) -> dict[str, Any]:
                 "bars_written": s.bars_written,
                 "requests": s.requests,
                 "cache_hits": s.cache_hits,
+                "skipped_bars": s.skipped_bars,
+                "empty_chunks": s.empty_chunks,
+                "warnings": list(s.warnings),
                 "asked": [_span(lo, hi) for lo, hi in s.asked],
                 "missing": [_span(m.start_ns, m.end_ns) | {"reason": m.reason} for m in s.missing],
                 "error": s.error,
@@ -369,7 +378,14 @@ def fetch(
         common.progress_bar(common.show_progress(json_output), f"fetching {tf.value}") as bar,
     ):
         report = fetch_to_store(
-            store, source, wanted, tf, period.start, period.end or datetime.now(UTC), progress=bar
+            store,
+            source,
+            wanted,
+            tf,
+            period.start,
+            period.end or datetime.now(UTC),
+            progress=bar,
+            refetch_sessions=state.settings.eodhd_refetch_sessions,
         )
     if json_output:
         common.print_json(_fetch_dict(report, provider.strip().lower()))
@@ -382,6 +398,8 @@ def fetch(
 
 
 def _print_fetch(report: FetchReport) -> None:
+    from datetime import UTC, datetime
+
     from rich.table import Table
 
     out = common.out_console()
@@ -407,7 +425,29 @@ def _print_fetch(report: FetchReport) -> None:
                 f"{common.short_ns(m.end_ns)}: {m.reason}",
                 markup=False,
             )
-    if not report.ok:
+    for s in report.symbols:
+        if s.skipped_bars:
+            out.print(
+                f"{s.symbol}: {s.skipped_bars:,} bar(s) with a null price left out (EODHD "
+                "sends them for thinly traded symbols)",
+                markup=False,
+            )
+        if s.empty_chunks:
+            out.print(
+                f"{s.symbol}: EODHD had no bars in {s.empty_chunks} of the ranges asked "
+                "(HTTP 404: empty range; 5-minute and hourly history starts in October 2020)",
+                markup=False,
+            )
+    for warning in report.warnings:
+        out.print(f"EODHD warned: {warning}", markup=False)
+    if report.quota_resets_at is not None:
+        when = datetime.fromtimestamp(report.quota_resets_at, tz=UTC)
+        out.print(
+            f"the EODHD daily call quota is spent; it resets at {when:%Y-%m-%d %H:%M} UTC "
+            "(midnight GMT): run the same command again then",
+            markup=False,
+        )
+    elif not report.ok:
         out.print("run the same command again to fetch only what is missing", markup=False)
 
 

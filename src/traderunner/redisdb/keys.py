@@ -160,6 +160,15 @@ SCHEMA: tuple[KeySpec, ...] = (
         ttl=RATELIMIT_MAX_TTL,
     ),
     KeySpec(
+        "quota_spent",
+        "quota-spent:{name}:{quota}",
+        "string",
+        "durable",
+        "set when the provider says one quota of limiter {name} is spent (EODHD's HTTP 402: "
+        "the day's calls): the Unix time it resets; every process refuses to send until then",
+        ttl_text="expires at the reset it holds (midnight GMT for EODHD's daily quota)",
+    ),
+    KeySpec(
         "session",
         "session:{session_id}",
         "hash",
@@ -429,6 +438,9 @@ class Keys:
 
     def ratelimit_subject(self, name: str, quota: str, subject: str) -> str:
         return self._key("ratelimit_subject", name=name, quota=quota, subject=subject)
+
+    def quota_spent(self, name: str, quota: str) -> str:
+        return self._key("quota_spent", name=name, quota=quota)
 
     # -- dashboard sessions -----------------------------------------------------------------
 

@@ -33,6 +33,7 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
         {"name": "login", "quota": "user", "subject": "ana"},
         "tr:ratelimit:login:user:ana",
     ),
+    ("quota_spent", {"name": "eodhd", "quota": "day"}, "tr:quota-spent:eodhd:day"),
     ("session", {"session_id": "s1d"}, "tr:session:s1d"),
     ("bus_stream", {"topic": "signals"}, "tr:bus:signals"),
     ("bus_dead", {"topic": "candles.M5"}, "tr:bus:candles.M5:dead"),

@@ -31,6 +31,7 @@ INTRADAY: dict[Timeframe, tuple[str, int]] = {
 }
 EOD_INTERVAL = "d"
 _COLUMNS = ("open", "high", "low", "close", "volume")
+_PRICES = ("open", "high", "low", "close")
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-^=&]*(\.[A-Za-z0-9_\-]+)*\.[A-Za-z0-9]+$")
 
 
@@ -91,12 +92,28 @@ class FetchedChunk:
     """What one request brought: its bars (inside the request's range), and how.
 
     ``attempts`` counts the HTTP requests sent for it (retries included; 0 on a cache hit).
+    ``skipped`` counts bars left out because EODHD sent them with a null price (thinly traded
+    symbols); ``warning`` is the free plan's ``warning`` element ("Data is limited by one
+    year"), the data beside it kept; ``empty`` is True when EODHD answered 404 for a range it
+    has no bars in (the ticker exists; see ``EodhdProvider``).
     """
 
     request: EodhdRequest
     candles: CandleArrays
     from_cache: bool
     attempts: int
+    skipped: int = 0
+    warning: str | None = None
+    empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One response read: its valid bars, how many null-price bars were left out, a warning."""
+
+    candles: CandleArrays
+    skipped: int = 0
+    warning: str | None = None
 
 
 def check_symbol(symbol: str) -> str:
@@ -121,10 +138,14 @@ def check_timeframe(timeframe: Timeframe | str) -> Timeframe:
     return tf
 
 
-def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], str]) -> CandleArrays:
+def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], str]) -> Parsed:
     """Validated bars of one response, inside the request's range, sorted and unique.
 
-    ``scrub`` makes server text safe to show (see ``EodhdProvider._scrub``).
+    A bar with a null (or missing) open, high, low or close is left out and counted (EODHD
+    sends such bars for thinly traded symbols); a null volume is 0. A ``warning`` element
+    (EODHD's free plan appends ``{"warning": "Data is limited by one year ..."}``, or puts the
+    key on a bar) is kept as the warning, never read as a bar. ``scrub`` makes server text
+    safe to show (see ``EodhdProvider._scrub``).
     """
     what = request.describe()
     try:
@@ -135,6 +156,8 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
             f"{what}: EODHD answered something that is not JSON (starting {start!r}): "
             "retry later; if it persists, check TRADERUNNER_EODHD_BASE_URL"
         ) from None
+    if isinstance(rows, dict) and "warning" in rows and len(rows) == 1:
+        rows = [rows]  # a free plan's answer with nothing but its warning
     if isinstance(rows, dict):
         message = rows.get("error") or rows.get("errors") or rows.get("message") or rows
         text = scrub(str(message))
@@ -145,12 +168,15 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
             "changed; report it"
         )
     tf = Timeframe.D1 if request.endpoint == "eod" else _timeframe_of(request.interval)
+    stamp = "date" if request.endpoint == "eod" else "timestamp"
+    warnings = [scrub(str(r["warning"])) for r in rows if r.get("warning")]
+    rows = [r for r in rows if not ("warning" in r and r.get(stamp) is None)]
+    priced = [r for r in rows if all(r.get(n) is not None for n in _PRICES)]
+    skipped = len(rows) - len(priced)
+    rows = priced
     try:
         ts = _timestamps(request, rows)
-        cols = {
-            name: np.array([r.get(name) for r in rows], dtype=np.float64)
-            for name in ("open", "high", "low", "close")
-        }
+        cols = {name: np.array([r.get(name) for r in rows], dtype=np.float64) for name in _PRICES}
         volume = np.array([r.get("volume") or 0 for r in rows], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderResponseError(
@@ -159,7 +185,7 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
     cols["volume"] = volume
     candles = _unique_bars(ts, cols, request.symbol, tf, request.start_ns, request.end_ns)
     _validate(what, candles)
-    return candles
+    return Parsed(candles, skipped, "; ".join(dict.fromkeys(warnings)) or None)
 
 
 def _timeframe_of(interval: str) -> Timeframe:
