@@ -13,6 +13,19 @@ order of the steps and why a restart neither repeats nor skips a signal.
 """
 
 from traderunner.signals.buffer import RollingBars
-from traderunner.signals.service import BarReport, StreamService, history_of, target_at_last
+from traderunner.signals.service import (
+    BarReport,
+    SleeveState,
+    StreamService,
+    history_of,
+    next_target,
+)
 
-__all__ = ["BarReport", "RollingBars", "StreamService", "history_of", "target_at_last"]
+__all__ = [
+    "BarReport",
+    "RollingBars",
+    "SleeveState",
+    "StreamService",
+    "history_of",
+    "next_target",
+]

@@ -8,11 +8,15 @@ For every bar the feed gives (:meth:`StreamService.handle`):
 2. **Store, then cache** (``MarketCache.append``: the upsert, the cached series extended, the
    latest candle set).
 3. **Strategies.** Every live strategy of that symbol and timeframe that is not paused runs
-   the same ``signals()`` a backtest runs, on the last ``history_bars`` bars (a rolling window
-   seeded from the store's bars before the first one handled), and its target at this bar is
-   compared with the last target it published (durable, ``live_targets``). A change is a
-   signal, whose id is :func:`~traderunner.bus.stable_id` of (live strategy, symbol,
-   timeframe, bar): the same bar gives the same id in any run.
+   the same ``signals()`` a backtest runs, on the last ``history_bars(timeframe)`` bars (a
+   rolling window seeded from the store's bars before the first one handled;
+   ``strategies.live.target_at_last_bar``), and its target at this bar is compared with the
+   last target it published (durable, ``live_targets``). A change is a signal, whose id is
+   :func:`~traderunner.bus.stable_id` of (live strategy, symbol, timeframe, bar): the same
+   bar gives the same id in any run. The run-start rule of a backtest holds for each sleeve's
+   session (it starts on the first bar past the warm-up the sleeve sees): a strategy that
+   ``waits_for_change`` (crossings) stays flat until its signal differs from the one on that
+   bar, and that wait is durable too (``live_targets.hold``).
 4. **Publish** the signals on ``signals`` and the candle on ``candles.{tf}`` (listing the
    signal ids, so the trader steps the bar only after it has recorded them), in one round
    trip, after the store and the cache have the bar.
@@ -45,25 +49,42 @@ from traderunner.domain.timeframe import Timeframe
 from traderunner.redisdb.keys import TRADER_GROUP
 from traderunner.signals.buffer import RollingBars
 from traderunner.strategies import Strategy, get_strategy
+from traderunner.strategies.live import target_at_last_bar
 
 log = logging.getLogger(__name__)
 
-#: Bars kept for a strategy that does not say how many it needs (``history_bars``).
-UNBOUNDED_HISTORY = 100_000
 
-
-def history_of(strategy: Strategy) -> int:
+def history_of(strategy: Strategy, timeframe: Timeframe) -> int:
     """How many recent bars reproduce ``strategy``'s full-history target at the last bar."""
-    found = getattr(strategy, "history_bars", None)
-    if isinstance(found, int) and found > 0:
-        return found
-    return UNBOUNDED_HISTORY
+    return max(int(strategy.history_bars(timeframe)), 1)
 
 
-def target_at_last(strategy: Strategy, window: CandleArrays) -> int:
-    """The strategy's target position at the window's last bar (its warm-up zeroed, as the
-    backtest does)."""
-    return int(strategy.target_positions(window)[-1])
+@dataclass(slots=True)
+class SleeveState:
+    """What the stream knows of one (live strategy, symbol): the target it last published,
+    and while a crossing rule waits for its first change, the signal it waits to leave."""
+
+    target: int = 0
+    hold: int | None = None
+
+
+def next_target(
+    strategy: Strategy, window: CandleArrays, state: SleeveState | None
+) -> tuple[int, SleeveState | None]:
+    """The sleeve's target on the window's last bar and its state after it (None: its session
+    has not started, the history is still in the warm-up)."""
+    if len(window) <= max(int(strategy.warmup_bars), 0):
+        return 0, state
+    signal = target_at_last_bar(strategy, None, window)
+    if state is None:  # the session starts on this bar
+        if strategy.waits_for_change:
+            return 0, SleeveState(0, signal)
+        return signal, SleeveState(signal, None)
+    if state.hold is not None:
+        if signal == state.hold:
+            return 0, state
+        return signal, SleeveState(signal, None)
+    return signal, SleeveState(signal, None)
 
 
 @dataclass(slots=True)
@@ -110,7 +131,7 @@ class StreamService:
         self._loaded_at = -1e18
         self._buffers: dict[tuple[str, str], RollingBars] = {}
         self._cursors: dict[tuple[str, str], int | None] = {}
-        self._targets: dict[tuple[str, str], int] = {}
+        self._states: dict[tuple[str, str], SleeveState] = {}
         self._grouped: set[str] = set()
         self.published_candles = 0
         self.published_signals = 0
@@ -139,7 +160,7 @@ class StreamService:
         if self._loaded_at < 0 or any(n not in self._built for n in built):
             # First load, or a strategy added (perhaps under a removed one's name): the
             # targets it last published are the store's (none for a new one: flat).
-            self._targets = {k: t for k, (t, _) in self.store.live.targets().items()}
+            self._states = {k: SleeveState(t, h) for k, (t, h) in self.store.live.targets().items()}
         self._runners, self._built = runners, built
         self._loaded_at = time.monotonic()
 
@@ -150,7 +171,7 @@ class StreamService:
         except Exception as exc:  # a plugin removed since `live add`: say so, run the others
             log.error("stream: live strategy %s cannot run: %s", live.name, exc)
             return None
-        return _Runner(live, strategy, history_of(strategy))
+        return _Runner(live, strategy, history_of(strategy, Timeframe.parse(live.timeframe)))
 
     def live_for(self, symbol: str, timeframe: str) -> list[LiveStrategy]:
         """The live strategies that run on this series (paused ones included)."""
@@ -179,13 +200,16 @@ class StreamService:
         buffer.append(bar)
         signals: list[SignalMessage] = []
         envelopes: list[Envelope] = []
-        changed: dict[str, int] = {}
+        changed: dict[str, SleeveState] = {}
         for runner in runners:
             live = runner.live
             if live.paused:
                 continue
-            target = target_at_last(runner.strategy, buffer.window(runner.bars))
-            previous = self._targets.get((live.name, bar.symbol), 0)
+            state = self._states.get((live.name, bar.symbol))
+            target, after = next_target(runner.strategy, buffer.window(runner.bars), state)
+            if after is not None and after != state:
+                changed[live.name] = after
+            previous = 0 if state is None else state.target
             if target == previous:
                 continue
             message = SignalMessage(
@@ -200,7 +224,6 @@ class StreamService:
                 close=bar.close,
             )
             signals.append(message)
-            changed[live.name] = target
             envelopes.append(
                 Envelope.new(
                     topics.SIGNALS,
@@ -232,9 +255,11 @@ class StreamService:
             )
         )
         self.publisher.publish_many(envelopes)
-        self.store.live.finish_bar(bar.symbol, tf.value, bar.ts_ns, changed)
-        for name, target in changed.items():
-            self._targets[(name, bar.symbol)] = target
+        self.store.live.finish_bar(
+            bar.symbol, tf.value, bar.ts_ns, {n: (s.target, s.hold) for n, s in changed.items()}
+        )
+        for name, after in changed.items():
+            self._states[(name, bar.symbol)] = after
         self._cursors[key] = bar.ts_ns
         self.published_candles += 1
         self.published_signals += len(signals)
@@ -315,4 +340,4 @@ def _one_bar(bar: Candle, tf: Timeframe) -> CandleArrays:
     )
 
 
-__all__ = ["BarReport", "StreamService", "history_of", "target_at_last"]
+__all__ = ["BarReport", "SleeveState", "StreamService", "history_of", "next_target"]

@@ -133,11 +133,15 @@ class LiveRepository:
 
     # -- the stream service's durable state ----------------------------------------------------
 
-    def targets(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """``(live, symbol) -> (target, bar_ns)``: the last target published per sleeve."""
+    def targets(self) -> dict[tuple[str, str], tuple[int, int | None]]:
+        """``(live, symbol) -> (target, hold)``: the last target published per sleeve whose
+        session has started, and the signal a crossing rule still waits to change from."""
         with self._store.transaction("read the live targets") as conn:
             rows = conn.execute(sa.select(targets_table)).all()
-        return {(r.live, r.symbol): (int(r.target), int(r.bar_ns)) for r in rows}
+        return {
+            (r.live, r.symbol): (int(r.target), None if r.hold is None else int(r.hold))
+            for r in rows
+        }
 
     def cursor(self, symbol: str, timeframe: str) -> int | None:
         """The newest bar (ns) the stream finished for this series, or None."""
@@ -153,10 +157,10 @@ class LiveRepository:
         symbol: str,
         timeframe: str,
         bar_ns: int,
-        targets: Mapping[str, int],
+        targets: Mapping[str, tuple[int, int | None]],
     ) -> None:
         """Record, in one transaction, that the bar ``bar_ns`` of this series is handled and
-        the ``targets`` (live strategy name -> target) computed on it."""
+        the sleeves' states that changed on it (live strategy name -> (target, hold))."""
         now = datetime.now(UTC)
         with self._store.transaction(f"record the stream's bar of {symbol} {timeframe}") as conn:
             upsert(
@@ -165,7 +169,7 @@ class LiveRepository:
                 {"symbol": symbol, "timeframe": timeframe, "bar_ns": bar_ns, "updated_at": now},
                 ("symbol", "timeframe"),
             )
-            for live, target in targets.items():
+            for live, (target, hold) in targets.items():
                 upsert(
                     conn,
                     targets_table,
@@ -173,6 +177,7 @@ class LiveRepository:
                         "live": live,
                         "symbol": symbol,
                         "target": int(target),
+                        "hold": hold,
                         "bar_ns": bar_ns,
                         "updated_at": now,
                     },

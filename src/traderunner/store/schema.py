@@ -42,8 +42,9 @@ table              what it holds
                    size, cash, costs, stops) as JSON, the paper account it trades in, paused
                    (``store/live.py``).
 ``live_targets``   the last target position the stream service published per (live strategy,
-                   symbol) and the bar it was computed on: durable, so a restarted stream
-                   neither repeats nor skips a signal.
+                   symbol), the bar it was computed on, and (``hold``) the signal the session
+                   started on while a crossing rule waits for its first change: durable, so
+                   a restarted stream neither repeats nor skips a signal.
 ``stream_cursors`` per (symbol, timeframe) the newest bar the stream service has fully handled
                    (stored, cached, published, strategies run): a restarted replay resumes
                    after it.
@@ -226,6 +227,9 @@ live_targets = sa.Table(
     sa.Column("live", sa.String(64), primary_key=True),
     sa.Column("symbol", sa.String(64), primary_key=True),
     sa.Column("target", sa.Integer, nullable=False),
+    # The signal on the bar the sleeve's session started, while a strategy that waits for a
+    # change (crossings) has not seen one yet; NULL once it has (or for other strategies).
+    sa.Column("hold", sa.Integer, nullable=True),
     sa.Column("bar_ns", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -35,7 +35,7 @@ def test_add_list_pause_resume_remove(env: dict[str, str]) -> None:
     assert ran.code == 0, ran.err
     listed = run_here(["live", "list", "--json"], env).json()["live"]
     assert listed[0]["symbols"] == ["AAPL", "MSFT"]
-    assert listed[0]["params"] == {"fast": 5, "slow": 20}
+    assert listed[0]["params"] == {"fast": 5, "slow": 20, "mode": "cross"}
     assert listed[0]["options"] == {"direction": "both"}
     assert listed[0]["paused"] is False
     assert run_here(["live", "pause", "trend"], env).code == 0

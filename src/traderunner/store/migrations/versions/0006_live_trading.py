@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("live", sa.String(64), nullable=False),
         sa.Column("symbol", sa.String(64), nullable=False),
         sa.Column("target", sa.Integer, nullable=False),
+        sa.Column("hold", sa.Integer, nullable=True),
         sa.Column("bar_ns", sa.BigInteger, nullable=False),
         _ts("updated_at"),
         sa.PrimaryKeyConstraint("live", "symbol", name="pk_live_targets"),
