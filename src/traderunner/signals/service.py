@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from traderunner.bus import Envelope, Publisher, ensure_group, stable_id, topics
 from traderunner.cache import MarketCache
 from traderunner.domain.candles import Candle, CandleArrays
+from traderunner.domain.feeds import Feed
 from traderunner.domain.live import (
     CANDLE_V,
     SIGNAL_V,
@@ -277,6 +278,20 @@ class StreamService:
         for bar in feed:
             if should_stop is not None and should_stop():
                 break
+            report = self.handle(bar)
+            done += not report.skipped
+            if on_bar is not None:
+                on_bar(report)
+        return done
+
+    async def consume(
+        self, feed: Feed, *, on_bar: Callable[[BarReport], None] | None = None
+    ) -> int:
+        """Handle every bar of ``feed`` (``domain.feeds.Feed``) until its iteration ends (the
+        end of a replay, or ``feed.aclose()``); bars handled. Each bar is handled before the
+        next is asked for, so a bar's signals are published before the next bar arrives."""
+        done = 0
+        async for bar in feed:
             report = self.handle(bar)
             done += not report.skipped
             if on_bar is not None:
