@@ -20,6 +20,7 @@ recognise what was done (the signal id, the sleeve's last bar). Exactly once in 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import redis
 
 from traderunner.bus import BusOptions, Consumer, Delivery, topics
+from traderunner.bus.publisher import REDIS_DOWN
 from traderunner.cache.snapshots import put_snapshot
 from traderunner.domain.live import (
     CANDLE_V,
@@ -149,6 +151,9 @@ class TraderService:
             options=self.options,
             start="0",
         )
+        # Candles one at a time: a candle may wait for its signals, and every entry read in a
+        # batch counts a delivery each time a killed trader takes it back, so a batch read
+        # ahead could reach max_deliveries (dead letters) without ever being started.
         self.candles = Consumer(
             durable,
             keys,
@@ -157,7 +162,7 @@ class TraderService:
             topics=[topics.candles(t) for t in tfs],
             handler=self.on_candle,
             accept=accept_candle,
-            options=self.options,
+            options=dataclasses.replace(self.options, batch=1),
             start="0",
         )
         self._threads: list[threading.Thread] = []
@@ -203,11 +208,15 @@ class TraderService:
             self.stop()
 
     def idle(self) -> bool:
-        """True when nothing is waiting: no lag and nothing pending on any topic read."""
-        for consumer in (self.signals, self.candles):
-            for group in consumer.stats():
-                if group.pending or (group.lag or 0):
-                    return False
+        """True when nothing is waiting: no lag and nothing pending on any topic read (False
+        while the durable Redis cannot be asked)."""
+        try:
+            for consumer in (self.signals, self.candles):
+                for group in consumer.stats():
+                    if group.pending or (group.lag or 0):
+                        return False
+        except REDIS_DOWN:
+            return False
         return True
 
     # -- the live strategies -----------------------------------------------------------------
