@@ -193,7 +193,8 @@ def trader(
             def take(account: str) -> bool:
                 return bound.try_acquire(subject=account)
 
-        risk = RiskChecks(limits, KillSwitch(clients.durable, clients.keys), take)
+        kill = KillSwitch(clients.durable, clients.keys, max_age=0.25)
+        risk = RiskChecks(limits, kill, take)
         service = TraderService(
             store,
             clients.durable,

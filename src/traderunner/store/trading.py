@@ -14,6 +14,7 @@ Two writes carry the trader's guarantees:
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from traderunner.domain.live import Account, Fill, Order, OrderStatus, Position, Rejection
+from traderunner.errors import DataRangeError
 from traderunner.store.live import upsert
 from traderunner.store.schema import accounts as accounts_table
 from traderunner.store.schema import fills as fills_table
@@ -54,6 +56,7 @@ _SUMS = sa.select(
     sa.func.sum(_P.equity),
     sa.func.sum(_P.realized_pnl),
 ).where(_P.account == sa.bindparam("a"))
+_INSERT_ORDER = orders_table.insert()
 _ACCOUNT = sa.select(accounts_table).where(accounts_table.c.name == sa.bindparam("a"))
 
 
@@ -152,43 +155,49 @@ class TradingRepository:
         """
         now = datetime.now(UTC)
         action = f"record the order of signal {order.signal_id}"
-        with self._store.transaction(action) as conn:
-            found = self._by_signal(conn, order.signal_id)
-            if found is not None:
-                return found, False
-            conn.execute(
-                orders_table.insert().values(
-                    signal_id=order.signal_id,
-                    account=order.account,
-                    live=order.live,
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    timeframe=order.timeframe,
-                    target=order.target,
-                    previous=order.previous,
-                    bar_ns=order.bar_ns,
-                    status=order.status.value,
-                    reason=order.reason,
-                    created_ns=order.created_ns,
-                    created_at=now,
-                    updated_at=now,
+        try:
+            # Insert first: the common case is a new signal, and the UNIQUE signal id refuses
+            # a repeat atomically (two traders racing on one signal included).
+            with self._store.transaction(action, refused_hint="already recorded") as conn:
+                done = conn.execute(
+                    _INSERT_ORDER,
+                    {
+                        "signal_id": order.signal_id,
+                        "account": order.account,
+                        "live": order.live,
+                        "strategy": order.strategy,
+                        "symbol": order.symbol,
+                        "timeframe": order.timeframe,
+                        "target": order.target,
+                        "previous": order.previous,
+                        "bar_ns": order.bar_ns,
+                        "status": order.status.value,
+                        "reason": order.reason,
+                        "created_ns": order.created_ns,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-            )
-            if rejection is not None:
-                conn.execute(
-                    rejections_table.insert().values(
-                        signal_id=rejection.signal_id,
-                        account=rejection.account,
-                        live=rejection.live,
-                        symbol=rejection.symbol,
-                        check=rejection.check,
-                        reason=rejection.reason,
-                        at=now,
+                if rejection is not None:
+                    conn.execute(
+                        rejections_table.insert().values(
+                            signal_id=rejection.signal_id,
+                            account=rejection.account,
+                            live=rejection.live,
+                            symbol=rejection.symbol,
+                            check=rejection.check,
+                            reason=rejection.reason,
+                            at=now,
+                        )
                     )
-                )
-            stored = self._by_signal(conn, order.signal_id)
-        assert stored is not None
-        return stored, True
+                key = done.inserted_primary_key
+        except DataRangeError:
+            found = self.order(order.signal_id)
+            if found is None:  # not a repeat after all: some other constraint
+                raise
+            return found, False
+        assert key is not None
+        return dataclasses.replace(order, id=int(key[0]), created_at=now), True
 
     def apply_bar(self, outcome: BarOutcome) -> bool:
         """Write one sleeve's bar (fills, orders, position, account) in one transaction, unless

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -46,16 +47,24 @@ from traderunner.domain.live import (
 )
 from traderunner.domain.timeframe import Timeframe
 from traderunner.engine.options import BacktestOptions
+from traderunner.engine.step import Stepper
 from traderunner.redisdb.keys import TRADER_GROUP, Keys
 from traderunner.store import Store
 from traderunner.store.trading import BarOutcome
-from traderunner.trader.broker import Broker, PaperBroker, sleeve_cash
+from traderunner.trader.broker import Broker, PaperBroker
 from traderunner.trader.notify import Notifier
 from traderunner.trader.risk import Exposure, RiskChecks
 
 log = logging.getLogger(__name__)
 
 _SEEN = 100_000  # signal ids remembered as recorded (the rest are looked up in the store)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the engine's step before taking any entry: a
+    first compile inside a handler takes seconds, and a trader killed during it again and
+    again would count deliveries against entries it never got to."""
+    Stepper().on_bar(1, 1.0, 1.0, 1.0, 1.0, 0)
 
 
 class _Seen:
@@ -137,6 +146,7 @@ class TraderService:
         self._loaded_at = -1e18
         self._lives_lock = threading.Lock()
         self._snapshot_at: dict[str, float] = {}
+        self._parsed: dict[str, tuple[dict[str, Any], BacktestOptions]] = {}
         tfs = list(timeframes) if timeframes else [t.value for t in Timeframe]
         accept_signal = {topics.SIGNAL: {SIGNAL_V}}
         accept_candle = {topics.CANDLE: {CANDLE_V}}
@@ -171,6 +181,7 @@ class TraderService:
 
     def start(self) -> None:
         """Run both consumers in background threads (until :meth:`stop`)."""
+        warm_up()
         for consumer in (self.signals, self.candles):
             thread = threading.Thread(
                 target=consumer.run, name=f"trader-{consumer.topics[0]}", daemon=True
@@ -261,7 +272,7 @@ class TraderService:
                 f"no live strategy {signal.live!r} (removed?)",
             )
         else:
-            direction = BacktestOptions.from_kwargs(**dict(live.options)).direction.value
+            direction = self._options(live).direction.value
             refused = self.risk.check(signal, direction, self._exposure(live, signal.symbol))
         if refused is not None:
             rejection = Rejection(
@@ -294,14 +305,22 @@ class TraderService:
     def _exposure(self, live: LiveStrategy, symbol: str) -> Exposure:
         key = (live.account, live.name, symbol)
         pos = self._position(key)
-        equity = pos.equity if pos is not None else sleeve_cash(live)
+        opts = self._options(live)
+        equity = pos.equity if pos is not None else opts.cash / max(len(live.symbols), 1)
         others = sum(
             abs(p.value)
             for k, p in list(self._positions.items())
             if p is not None and k[0] == live.account and k != key
         )
-        size = BacktestOptions.from_kwargs(**dict(live.options)).size
-        return Exposure(equity, size, others)
+        return Exposure(equity, opts.size, others)
+
+    def _options(self, live: LiveStrategy) -> BacktestOptions:
+        """The live strategy's engine options, parsed once per version of them."""
+        given = dict(live.options)
+        found = self._parsed.get(live.name)
+        if found is None or found[0] != given:
+            found = self._parsed[live.name] = (given, BacktestOptions.from_kwargs(**given))
+        return found[1]
 
     # -- candles -----------------------------------------------------------------------------
 

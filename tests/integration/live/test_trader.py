@@ -254,3 +254,27 @@ def test_notifications_reach_webhook_and_telegram_with_retries(
     assert [c["chat_id"] for c in chats] == ["42", "42"]
     assert "rejected" in chats[0]["text"] and "fill: buy" in chats[1]["text"]
     assert rec.attempts == len(rec.got) + 2
+
+
+def test_malformed_entries_are_dead_lettered_and_the_trader_carries_on(
+    redis_pair: RedisPair, tmp_path: Path
+) -> None:
+    from traderunner.bus import read_dead
+
+    with live_env(redis_pair, tmp_path) as env:
+        add(env, "dl")
+        env.trader.start()
+        r = env.trader.redis
+        r.xadd(env.keys.bus_stream(topics.SIGNALS), {"envelope": "{not json"})
+        wrong = Envelope.new(topics.SIGNALS, topics.SIGNAL, signal("dl", 0, 1, 0).payload, v=9)
+        r.xadd(env.keys.bus_stream(topics.SIGNALS), {"envelope": wrong.encode()})
+        odd = Envelope.new(topics.candles("M5"), "tick", {"x": 1})
+        r.xadd(env.keys.bus_stream(topics.candles("M5")), {"envelope": odd.encode()})
+        send(env, 0, signals=[signal("dl", 0, 1, 0)])
+        send(env, 1)
+        env.wait_idle()
+        assert statuses(env, "dl") == ["filled"]
+        reasons = sorted(d.reason for d in read_dead(r, env.keys, topics.SIGNALS))
+        assert reasons == ["bad_json", "wrong_version"]
+        (dead,) = read_dead(r, env.keys, topics.candles("M5"))
+        assert dead.reason == "unknown_type" and dead.group == "trader"
