@@ -244,47 +244,19 @@ def list_(
 @contextmanager
 def _open_provider(name: str, settings: Settings, timeframe: Timeframe) -> Iterator[Any]:
     """The provider for ``--provider``: EODHD with the shared limiter and response cache."""
-    from traderunner.errors import ConfigError, OptionError
+    from traderunner.marketdata.pipeline import check_provider, open_provider
 
-    key = name.strip().lower()
-    if key == "synthetic":
-        from traderunner.marketdata import SyntheticProvider
+    key = check_provider(name)
+    if key == "eodhd":
+        from traderunner.marketdata.providers.eodhd import check_timeframe
 
-        yield SyntheticProvider()
-        return
-    if key != "eodhd":
-        raise OptionError(
-            f"unknown provider {name!r}: use --provider eodhd (or synthetic for generated data)"
-        )
-    from traderunner.marketdata.providers.eodhd import EodhdProvider, check_timeframe
+        check_timeframe(timeframe)
+    if key == "eodhd" and settings.eodhd_token.get_secret_value().strip():
+        from traderunner.cli.services import ensure_redis
 
-    check_timeframe(timeframe)
-    if not settings.eodhd_token.get_secret_value().strip():
-        raise ConfigError(
-            "no EODHD API token: set TRADERUNNER_EODHD_TOKEN (your token from eodhd.com)"
-        )
-    from traderunner.cache import RedisResponseCache
-    from traderunner.cli.services import ensure_redis
-    from traderunner.ratelimit import limiter_from_settings
-
-    ensure_redis(settings)  # the quota is shared through the durable Redis
-    limiter = limiter_from_settings(settings)
-    responses = RedisResponseCache.from_settings(settings)
-    provider = EodhdProvider(
-        settings.eodhd_token,
-        base_url=settings.eodhd_base_url,
-        limiter=limiter,
-        response_cache=responses,
-        timeout=settings.eodhd_timeout,
-        intraday_cost=settings.eodhd_intraday_cost,
-        outage_budget=settings.eodhd_outage_budget,
-    )
-    try:
+        ensure_redis(settings)  # the quota is shared through the durable Redis
+    with open_provider(key, settings, timeframe) as provider:
         yield provider
-    finally:
-        provider.close()
-        responses.close()
-        limiter.close()
 
 
 def _span(lo: int, hi: int) -> dict[str, str]:

@@ -144,6 +144,8 @@ class FetchReport:
     end_ns: int
     symbols: tuple[SymbolReport, ...]
     quota_resets_at: float | None = None
+    # seconds until a rate limit that stopped the fetch could grant again (None: none did)
+    retry_after: float | None = None
 
     @property
     def skipped_bars(self) -> int:
@@ -378,6 +380,7 @@ def fetch_to_store(
     reports: list[SymbolReport] = []
     stop: str | None = None  # set by an error every later request would repeat
     resets_at: float | None = None
+    retry_after: float | None = None
     for name, asked, requests in plans:
         written = sent = hits = skipped = empty = 0
         warnings: list[str] = []
@@ -392,6 +395,8 @@ def fetch_to_store(
                     error, failed_at = str(exc), i
                     if isinstance(exc, QuotaSpentError):
                         resets_at = exc.resets_at
+                    if isinstance(exc, RateLimitedError):
+                        retry_after = exc.retry_after if exc.retry_after is not None else 60.0
                     if _stops_everything(exc):
                         stop = error
                     break
@@ -406,6 +411,9 @@ def fetch_to_store(
                     warnings.append(warning)
                 if len(chunk.candles):
                     written += store.candles.upsert(chunk.candles).bars
+                    adjusted = getattr(chunk, "adjusted_close", None)
+                    if adjusted is not None:  # EODHD's D1 bars: kept for adjusted backtests
+                        store.adjusted.upsert(name, chunk.candles.ts, adjusted)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{name} {_dt(request.start_ns):%Y-%m-%d}")
@@ -429,4 +437,4 @@ def fetch_to_store(
                 warnings=tuple(warnings),
             )
         )
-    return FetchReport(tf, start_ns, end_ns, tuple(reports), resets_at)
+    return FetchReport(tf, start_ns, end_ns, tuple(reports), resets_at, retry_after)

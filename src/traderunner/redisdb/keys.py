@@ -29,6 +29,9 @@ WORKER_TTL = 30  # a worker's advertisement, refreshed every third of it while i
 # A rate-limit window key expires one quota window after its last grant; windows are capped
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
+# Fetch-then-backtest jobs: one fetch per series across machines, refreshed while it runs.
+FETCH_LOCK_TTL = 60
+FETCHED_MARK_TTL = 600  # a series fetched this recently is not re-fetched by a sibling job
 
 # Dashboard sessions: server-side, in the durable Redis (losing one logs its user out).
 SESSION_TTL = 3600  # default of TRADERUNNER_DASHBOARD_SESSION_TTL; sliding, refreshed per request
@@ -158,6 +161,24 @@ SCHEMA: tuple[KeySpec, ...] = (
         "the same moving window kept per subject (a user name, a client address) for a "
         "limiter that limits each subject on its own (the dashboard's failed logins)",
         ttl=RATELIMIT_MAX_TTL,
+    ),
+    KeySpec(
+        "fetch_lock",
+        "lock:fetch:{symbol}:{timeframe}",
+        "string",
+        "durable",
+        "held by the one job fetching a series from the provider (fetch-then-backtest); "
+        "others wait, then find the data stored; refreshed while the fetch runs",
+        ttl=FETCH_LOCK_TTL,
+    ),
+    KeySpec(
+        "fetched_mark",
+        "fetched:{symbol}:{timeframe}",
+        "string",
+        "durable",
+        "set when a job fetched the series: sibling jobs (a sweep's chunks) within the TTL do "
+        "not re-fetch its last sessions",
+        ttl=FETCHED_MARK_TTL,
     ),
     KeySpec(
         "quota_spent",
@@ -438,6 +459,12 @@ class Keys:
 
     def ratelimit_subject(self, name: str, quota: str, subject: str) -> str:
         return self._key("ratelimit_subject", name=name, quota=quota, subject=subject)
+
+    def fetch_lock(self, symbol: str, timeframe: str) -> str:
+        return self._key("fetch_lock", symbol=symbol, timeframe=timeframe)
+
+    def fetched_mark(self, symbol: str, timeframe: str) -> str:
+        return self._key("fetched_mark", symbol=symbol, timeframe=timeframe)
 
     def quota_spent(self, name: str, quota: str) -> str:
         return self._key("quota_spent", name=name, quota=quota)

@@ -104,6 +104,18 @@ candles = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# EODHD's adjusted_close of a daily bar (split- and dividend-adjusted; its OHLC are raw), so a
+# daily backtest can use adjusted prices (marketdata/adjust.py). Daily bars only: one row per
+# (symbol, ts) of a D1 candle; kept apart from candles so their hot write path is unchanged.
+adjusted_closes = sa.Table(
+    "adjusted_closes",
+    metadata,
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("adjusted_close", sa.Double, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 series = sa.Table(
     "series",
     metadata,

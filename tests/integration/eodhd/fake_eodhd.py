@@ -24,7 +24,11 @@ And it behaves as the real API does (EODHD's intraday, end-of-day and API-limits
 * ``volume_bump``: added to every bar's volume (EODHD revises volume after the close);
 * ``HISTORY_START``: 5-minute and 1-hour bars start in October 2020; a range holding no bars
   answers HTTP 404 "no data found" (an unknown ticker answers 404 "Ticker Not Found.");
-* ``maintenance(n)``: the next n requests get 502 (the 05:30-06:00 GMT maintenance window).
+* ``maintenance(n)``: the next n requests get 502 (the 05:30-06:00 GMT maintenance window);
+* ``splits[symbol] = (day, ratio)`` and ``dividends[symbol] = (ex_day, fraction)``: end-of-day
+  OHLC are raw (``ratio`` times the synthetic prices before the split), volume is
+  split-adjusted and ``adjusted_close`` is the synthetic close times ``1 - fraction`` before
+  the ex-day (EODHD's end-of-day page: raw prices, adjusted close for splits and dividends).
 """
 
 from __future__ import annotations
@@ -128,6 +132,9 @@ class FakeEodhd:
             self._minute: deque[float] = deque()
             self.free_plan_from: date | None = None
             self.volume_bump = 0.0
+            self.delay_s = 0.0  # seconds each data answer takes (to see a fetch in flight)
+            self.splits: dict[str, tuple[date, float]] = {}
+            self.dividends: dict[str, tuple[date, float]] = {}
 
     def script(self, *responses: Canned) -> None:
         with self._lock:
@@ -144,6 +151,8 @@ class FakeEodhd:
     # ------------------------------------------------------------------ serving
     def _respond(self, path: str, query: dict[str, str]) -> Canned | None:
         """The response to one request; None = cut the connection."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
         parts = [unquote(p) for p in path.split("/") if p]
         token_ok = query.pop("api_token", None) == self.token
         endpoint = parts[1] if len(parts) == 3 and parts[0] == "api" else "?"
@@ -206,14 +215,14 @@ class FakeEodhd:
             bars = expected_bars(
                 symbol, tf, lo - self.overlap_bars * step, hi + self.overlap_bars * step
             )
-            rows = self._rows(endpoint, bars)
+            rows = self._rows(endpoint, bars, symbol)
         if not rows and not warning:
             return Canned(404, NO_DATA)
         if warning:
             rows.append({"warning": FREE_PLAN_WARNING})
         return Canned(200, json.dumps(rows).encode())
 
-    def _rows(self, endpoint: str, bars: Any) -> list[dict[str, Any]]:
+    def _rows(self, endpoint: str, bars: Any, symbol: str = "") -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for i in range(len(bars)):
             ts = int(bars.ts[i]) // NS
@@ -228,8 +237,15 @@ class FakeEodhd:
             }
             volume = round(float(bars.volume[i]) + self.volume_bump)
             if endpoint == "eod":
+                adjusted = prices["close"]
+                split = self.splits.get(symbol)
+                if split is not None and when.date() < split[0]:
+                    prices = {k: v * split[1] for k, v in prices.items()}  # raw: before the split
+                dividend = self.dividends.get(symbol)
+                if dividend is not None and when.date() < dividend[0]:
+                    adjusted *= 1 - dividend[1]
                 row = {"date": when.date().isoformat(), **prices}
-                row |= {"adjusted_close": prices["close"], "volume": volume}
+                row |= {"adjusted_close": adjusted, "volume": volume}
             else:
                 row = {"timestamp": ts, "gmtoffset": 0}
                 row |= {"datetime": when.strftime("%Y-%m-%d %H:%M:%S"), **prices}

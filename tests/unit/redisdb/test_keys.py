@@ -34,6 +34,8 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
         "tr:ratelimit:login:user:ana",
     ),
     ("quota_spent", {"name": "eodhd", "quota": "day"}, "tr:quota-spent:eodhd:day"),
+    ("fetch_lock", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:lock:fetch:AAPL.US:M5"),
+    ("fetched_mark", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:fetched:AAPL.US:M5"),
     ("session", {"session_id": "s1d"}, "tr:session:s1d"),
     ("bus_stream", {"topic": "signals"}, "tr:bus:signals"),
     ("bus_dead", {"topic": "candles.M5"}, "tr:bus:candles.M5:dead"),

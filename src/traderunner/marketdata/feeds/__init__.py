@@ -15,6 +15,8 @@ real-time trades into bars. The contract they share is in :mod:`traderunner.doma
 """
 
 from traderunner.domain.feeds import Feed
+from traderunner.marketdata.feeds.polling import PollingFeed
 from traderunner.marketdata.feeds.replay import ReplayFeed
+from traderunner.marketdata.feeds.websocket import WebSocketFeed
 
-__all__ = ["Feed", "ReplayFeed"]
+__all__ = ["Feed", "PollingFeed", "ReplayFeed", "WebSocketFeed"]

@@ -449,7 +449,13 @@ def _chunk(request: EodhdRequest, parsed: Parsed, from_cache: bool, attempts: in
     if parsed.skipped:
         log.info("%s: %d bar(s) with a null price left out", request.describe(), parsed.skipped)
     return FetchedChunk(
-        request, parsed.candles, from_cache, attempts, parsed.skipped, parsed.warning
+        request,
+        parsed.candles,
+        from_cache,
+        attempts,
+        parsed.skipped,
+        parsed.warning,
+        adjusted_close=parsed.adjusted_close,
     )
 
 

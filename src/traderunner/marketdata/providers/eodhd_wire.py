@@ -105,15 +105,21 @@ class FetchedChunk:
     skipped: int = 0
     warning: str | None = None
     empty: bool = False
+    adjusted_close: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """One response read: its valid bars, how many null-price bars were left out, a warning."""
+    """One response read: its valid bars, how many null-price bars were left out, a warning.
+
+    ``adjusted_close`` (end-of-day responses): EODHD's split- and dividend-adjusted close of
+    each bar, aligned with ``candles`` (NaN where absent); None for intraday.
+    """
 
     candles: CandleArrays
     skipped: int = 0
     warning: str | None = None
+    adjusted_close: np.ndarray | None = None
 
 
 def check_symbol(symbol: str) -> str:
@@ -178,14 +184,20 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
         ts = _timestamps(request, rows)
         cols = {name: np.array([r.get(name) for r in rows], dtype=np.float64) for name in _PRICES}
         volume = np.array([r.get("volume") or 0 for r in rows], dtype=np.float64)
+        adjusted = np.array(
+            [np.nan if r.get("adjusted_close") is None else r["adjusted_close"] for r in rows],
+            dtype=np.float64,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderResponseError(
             f"{what}: EODHD sent a bar with a missing or non-numeric field ({exc}): report it"
         ) from None
     cols["volume"] = volume
-    candles = _unique_bars(ts, cols, request.symbol, tf, request.start_ns, request.end_ns)
+    idx = _keep_index(ts, request.start_ns, request.end_ns)
+    candles = _bars_at(idx, ts, cols, request.symbol, tf)
     _validate(what, candles)
-    return Parsed(candles, skipped, "; ".join(dict.fromkeys(warnings)) or None)
+    adjusted_close = adjusted[idx] if request.endpoint == "eod" else None
+    return Parsed(candles, skipped, "; ".join(dict.fromkeys(warnings)) or None, adjusted_close)
 
 
 def _timeframe_of(interval: str) -> Timeframe:
@@ -239,6 +251,11 @@ def _unique_bars(
     hi: int | None = None,
 ) -> CandleArrays:
     """Bars sorted by time, the last copy of a repeated timestamp kept, only ``[lo, hi]``."""
+    return _bars_at(_keep_index(ts, lo, hi), ts, cols, symbol, tf)
+
+
+def _keep_index(ts: np.ndarray, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """Positions of the bars to keep, by time: the last copy of a timestamp, in ``[lo, hi]``."""
     order = np.argsort(ts, kind="stable")
     ts_sorted = ts[order]
     keep = np.ones(len(ts_sorted), dtype=np.bool_)
@@ -247,6 +264,11 @@ def _unique_bars(
         keep &= ts_sorted >= lo
     if hi is not None:
         keep &= ts_sorted <= hi
-    idx = order[keep]
+    return order[keep]
+
+
+def _bars_at(
+    idx: np.ndarray, ts: np.ndarray, cols: dict[str, np.ndarray], symbol: str, tf: Timeframe
+) -> CandleArrays:
     o, h, lw, c, v = (np.ascontiguousarray(cols[n][idx]) for n in _COLUMNS)
     return CandleArrays(np.ascontiguousarray(ts[idx]), o, h, lw, c, v, symbol, tf, SOURCE)

@@ -2,7 +2,7 @@
 trader's orders, fills, positions, accounts and risk rejections.
 
 Revision ID: 0006_live_trading
-Revises: 0004_store_series_generation
+Revises: 0005_market_adjusted_close
 Create Date: 2026-12-04
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_live_trading"
-down_revision = "0004_store_series_generation"
+down_revision = "0005_market_adjusted_close"
 branch_labels = None
 depends_on = None
 
