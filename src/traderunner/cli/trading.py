@@ -61,9 +61,18 @@ def stream(
     timeframe: Annotated[
         str | None, typer.Option("--timeframe", "-t", help="Bar size (default: the live one).")
     ] = None,
+    feed_kind: Annotated[
+        str,
+        typer.Option(
+            "--feed",
+            help="Live feed without --replay: poll (EODHD intraday, M1/M5/H1) or ws (EODHD "
+            "real-time trades into bars).",
+        ),
+    ] = "poll",
 ) -> None:
     """Run the stream service: feed → store → cache → bus, live strategies → signals."""
     import asyncio
+    import contextlib
 
     from traderunner.bus import BusOptions, Publisher
     from traderunner.cache import MarketCache
@@ -74,11 +83,10 @@ def stream(
     state = common.get_state(ctx)
     settings = state.settings
     state.load_strategies()
-    if not replay:
-        raise UserInputError(
-            "the live EODHD feeds are not wired into 'stream' yet: run 'traderunner stream "
-            "--replay --from D --to D' over stored candles"
-        )
+    if feed_kind not in ("poll", "ws"):
+        raise UserInputError(f"--feed must be poll or ws, not {feed_kind!r}")
+    if not replay and (start is not None or end is not None):
+        raise UserInputError("--from and --to are for --replay: a live feed starts now")
     period = Period.parse(start, end)
     with common.open_store(settings) as store:
         lives = store.live.list()
@@ -102,11 +110,25 @@ def stream(
         )
         if not chosen:
             raise UserInputError(f"no symbols for {tf.value}: pass --symbols or add a live one")
-        from traderunner.marketdata.feeds import ReplayFeed
+        from traderunner.marketdata.feeds import PollingFeed, ReplayFeed, WebSocketFeed
 
-        feed = ReplayFeed.from_store(
-            store, chosen, tf, start_ns=period.start_ns, end_ns=period.end_ns, speed=speed
-        )
+        resources = contextlib.ExitStack()
+        feed: Any
+        if replay:
+            feed = ReplayFeed.from_store(
+                store, chosen, tf, start_ns=period.start_ns, end_ns=period.end_ns, speed=speed
+            )
+        elif feed_kind == "ws":
+            if not settings.eodhd_token.get_secret_value().strip():
+                raise UserInputError(
+                    "no EODHD API token: set TRADERUNNER_EODHD_TOKEN for the live feed"
+                )
+            feed = WebSocketFeed(settings.eodhd_token, chosen, tf)
+        else:
+            from traderunner.marketdata.pipeline import open_provider
+
+            provider = resources.enter_context(open_provider("eodhd", settings, tf))
+            feed = PollingFeed(provider, chosen, tf)
         clients = _clients(settings, "traderunner-stream")
         cache = MarketCache(
             clients.cache,
@@ -117,13 +139,14 @@ def stream(
             config_ttl=settings.cache_config_ttl,
         )
         publisher = Publisher(clients.durable, clients.keys, BusOptions.from_settings(settings))
-        service = StreamService(cache, publisher, replay=True)
+        service = StreamService(cache, publisher, replay=replay)
         err = common.err_console()
-        err.print(
-            f"stream: replaying {', '.join(chosen)} {tf.value} {period.describe()} at speed "
-            f"{speed:g}; {len(lives)} live strategies",
-            markup=False,
+        what = (
+            f"replaying {', '.join(chosen)} {tf.value} {period.describe()} at speed {speed:g}"
+            if replay
+            else f"following {', '.join(chosen)} {tf.value} live ({feed_kind}; Ctrl-C stops)"
         )
+        err.print(f"stream: {what}; {len(lives)} live strategies", markup=False)
 
         async def main() -> int:
             loop = asyncio.get_running_loop()
@@ -136,6 +159,7 @@ def stream(
         finally:
             cache.close()
             clients.close()
+            resources.close()
     err.print(
         f"stream: {done} bars handled, {service.published_signals} signals published",
         markup=False,

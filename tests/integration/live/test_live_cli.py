@@ -75,3 +75,21 @@ def test_bad_name_refused(env: dict[str, str]) -> None:
     ran = run_here(["live", "add", "a b", "--strategy", "sma_cross", "--symbols", "AAPL"], env)
     assert ran.code == 2 and "invalid" in ran.err
     assert _names(env) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["stream"], "no EODHD API token"),
+        (["stream", "--feed", "ws"], "no EODHD API token"),
+        (["stream", "--feed", "carrier-pigeon"], "--feed must be poll or ws"),
+        (["stream", "--from", "2025-01-01"], "--from and --to are for --replay"),
+    ],
+)
+def test_stream_refuses_what_it_cannot_run(env: dict[str, str], args: list[str], says: str) -> None:
+    assert (
+        run_here(["live", "add", "s", "--strategy", "sma_cross", "--symbols", "AAPL"], env).code
+        == 0
+    )
+    ran = run_here(args, env)
+    assert ran.code == 2 and len(ran.err_lines) == 1 and says in ran.err, ran.err
