@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def test_cli_replay_matches_cli_backtest(tmp_path: Path) -> None:
         assert traded.code == 0, traded.err
         got = run_process(["orders", "--json"], env).json()
         acct = run_process(["account", "--json"], env).json()
+        tail = run_process(["signals", "tail", "-n", "2", "--no-follow", "--json"], env)
     finally:
         run_process(["redis", "stop"], env)
     fills = sorted(
@@ -49,6 +51,8 @@ def test_cli_replay_matches_cli_backtest(tmp_path: Path) -> None:
         for f in want["fill_list"]
     )
     assert fills == expected
+    shown = [json.loads(line) for line in tail.out.splitlines()]
+    assert [s["id"] for s in shown] == [o["signal_id"] for o in got["orders"][-2:]]
     assert len(fills) >= 4
     (paper,) = acct["accounts"]
     assert paper["equity"] == pytest.approx(want["metrics"]["end_value"], rel=1e-12)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.redishelpers import RedisPair
 from traderunner.bus import Envelope, topics
+from traderunner.cache.snapshots import read_snapshot
 from traderunner.domain.live import CandleMessage, LiveStrategy, SignalMessage
 from traderunner.ratelimit.limiter import Quota, RateLimiter
 from traderunner.trader import KillSwitch, Notifier, RiskLimits, Telegram
@@ -83,6 +84,12 @@ def test_a_redelivered_signal_never_trades_twice(redis_pair: RedisPair, tmp_path
         assert env.trader.counters.signals == 2  # both deliveries were handled, one traded
         (pos,) = env.store.trading.positions(account="acct-idem")
         assert pos.units > 0 and pos.bar_ns == bar_ns(2)
+        # the screens' copy in the cache Redis
+        env.trader.snapshot("acct-idem", force=True)
+        assert env.trader.cache is not None
+        snap = read_snapshot(env.trader.cache, env.keys, "acct-idem")
+        assert snap is not None and snap["account"]["equity"] == pytest.approx(pos.equity)
+        assert [p["units"] for p in snap["positions"]] == [pos.units]
 
 
 def test_each_risk_check_refuses_with_a_record(redis_pair: RedisPair, tmp_path: Path) -> None:
