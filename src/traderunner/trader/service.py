@@ -16,6 +16,9 @@ Two members of the bus group ``trader``, each in its own thread:
 The consumer acknowledges an entry only after its handler returned, that is after the
 commit: a trader killed at any point redoes at most the entries it held, and both writes
 recognise what was done (the signal id, the sleeve's last bar). Exactly once in effect.
+
+Run one trader per deployment (restarted under its name): a sleeve's bars must be stepped in
+order by one process, and two live members of the group would split a series' candles.
 """
 
 from __future__ import annotations
