@@ -112,6 +112,8 @@ def _strategy_dict(cls: Any) -> dict[str, Any]:
         "name": cls.name,
         "description": cls.description,
         "intraday": bool(cls.intraday),
+        "interface_version": cls.interface_version,
+        "history_bars": _default_history_bars(cls),
         "params": [
             {
                 "name": s.name,
@@ -126,6 +128,14 @@ def _strategy_dict(cls: Any) -> dict[str, Any]:
             for s in cls.param_specs()
         ],
     }
+
+
+def _default_history_bars(cls: Any) -> int | None:
+    """``history_bars`` of the default parameters (None when the strategy cannot say)."""
+    try:
+        return int(cls().history_bars())
+    except Exception:  # a user strategy's own code: a listing must not fail on it
+        return None
 
 
 @app.command("version")

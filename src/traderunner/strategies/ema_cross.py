@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import ema
+from traderunner.strategies.indicators import EMA_RESIDUAL, decay_bars, ema, ema_alpha
 from traderunner.strategies.sma_cross import CROSS_MODES, MODE_DOC, cross_signal
 
 
@@ -45,6 +46,7 @@ class EmaCross(Strategy):
     """
 
     name = "ema_cross"
+    interface_version = 2
     description = "long from EMA(fast) crossing above EMA(slow), short from crossing below"
     Params = EmaCrossParams
     params: EmaCrossParams
@@ -56,6 +58,15 @@ class EmaCross(Strategy):
     @property
     def waits_for_change(self) -> bool:
         return self.params.mode == "cross"
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # A window's slow EMA is seeded on bar slow - 1 of the window, at most the price range
+        # R away from the backtest's; k bars later both EMAs are within (1 - alpha_slow)**k * R
+        # (the fast one forgets faster and started earlier), so fast - slow is within
+        # EMA_RESIDUAL * R. ``cross`` keeps ``slow`` more bars to look through exact ties.
+        p = self.params
+        k = decay_bars(1.0 - ema_alpha(p.slow), EMA_RESIDUAL / 2)
+        return p.slow - 1 + k + (p.slow if p.mode == "cross" else 1)
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         return {

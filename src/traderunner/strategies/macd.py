@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import FloatArray, ema
+from traderunner.strategies.indicators import EMA_RESIDUAL, FloatArray, decay_bars, ema, ema_alpha
 from traderunner.strategies.sma_cross import CROSS_MODES, cross_signal
 
 
@@ -66,6 +67,7 @@ class Macd(Strategy):
     """
 
     name = "macd"
+    interface_version = 2
     description = "long from MACD crossing above its signal line, short from crossing below"
     Params = MacdParams
     params: MacdParams
@@ -77,6 +79,17 @@ class Macd(Strategy):
     @property
     def waits_for_change(self) -> bool:
         return self.params.mode == "cross"
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # The MACD line of a window is within 2R(1 - a_slow)**j of the backtest's j bars after
+        # its slow seed (bar slow - 1); the signal line, seeded signal - 1 bars later, within
+        # 4R(1 - a_signal)**k_sig plus the line's error k_sig bars back (docs/strategies.md).
+        # Each of the three terms is held to EMA_RESIDUAL * R / 4.
+        p = self.params
+        k_slow = decay_bars(1.0 - ema_alpha(p.slow), EMA_RESIDUAL / 8)
+        k_signal = decay_bars(1.0 - ema_alpha(p.signal), EMA_RESIDUAL / 8)
+        settled = p.slow - 1 + k_signal + max(p.signal - 1, k_slow)
+        return settled + (p.slow if p.mode == "cross" else 1)
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         p = self.params

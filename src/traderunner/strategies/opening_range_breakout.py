@@ -82,6 +82,7 @@ class OpeningRangeBreakout(Strategy):
     """
 
     name = "opening_range_breakout"
+    interface_version = 2
     description = "intraday: long above / short below the opening range, flat before the close"
     Params = OpeningRangeBreakoutParams
     params: OpeningRangeBreakoutParams
@@ -92,6 +93,13 @@ class OpeningRangeBreakout(Strategy):
         # The range resets every day, so no bars are needed before the first session; a day
         # without its opening bar is skipped by the rule itself.
         return 0
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # The target depends only on the bars of its own local date, which lasts at most 25
+        # hours (the day daylight saving ends): one more bar than that many bars always holds
+        # the whole day and a bar of the day before. Unknown timeframe: one-minute bars.
+        seconds = timeframe.seconds if timeframe is not None and timeframe.is_intraday else 60
+        return -(-25 * 3600 // seconds) + 1
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         if candles.timeframe is not None and not candles.timeframe.is_intraday:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy.typing as npt
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import compare, last_side, sma
+from traderunner.strategies.indicators import compare, cross_side, sma
 
 #: The two readings of a crossover rule, the first the default (see :func:`cross_signal`).
 CROSS_MODES = ("cross", "regime")
@@ -31,11 +32,10 @@ def cross_signal(fast: npt.ArrayLike, slow: npt.ArrayLike, mode: str) -> SignalA
       ``waits_for_change``, so a run ignores the side held at its start and enters on its first
       crossing.
     """
-    sides = compare(fast, slow)
     if mode == "regime":
-        return sides
+        return compare(fast, slow)
     if mode == "cross":
-        return last_side(sides)
+        return cross_side(fast, slow)
     raise ParameterError(f"crossover mode must be one of {', '.join(CROSS_MODES)}, got {mode!r}")
 
 
@@ -71,9 +71,12 @@ class SmaCross(Strategy):
       ``sma_fast < sma_slow``, 0 where equal. **End of warm-up:** bar ``slow - 1`` already
       takes the side the fast average is on, without a crossing.
     * When the engine trades long only, -1 means flat: a crossing below exits the long.
+    * ``history_bars``: ``slow`` (regime), ``2 * slow`` (cross); the tolerance rule is in
+      docs/strategies.md.
     """
 
     name = "sma_cross"
+    interface_version = 2
     description = "long from SMA(fast) crossing above SMA(slow), short from crossing below"
     Params = SmaCrossParams
     params: SmaCrossParams
@@ -85,6 +88,12 @@ class SmaCross(Strategy):
     @property
     def waits_for_change(self) -> bool:
         return self.params.mode == "cross"
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # SMA(slow) on the last bar needs its last ``slow`` bars. ``cross`` holds its side
+        # through exact ties, so it keeps ``slow`` more bars to find where they last differed.
+        p = self.params
+        return p.slow + (p.slow if p.mode == "cross" else 0)
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -13,7 +14,7 @@ from tests.builtins import BUILT_IN_STRATEGIES
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import ParameterError
 from traderunner.strategies import Strategy, get_strategy
-from traderunner.strategies.indicators import indicator_cache
+from traderunner.strategies.indicators import indicator_cache, rsi
 
 BoolArray = npt.NDArray[np.bool_]
 CandleBuilder = Callable[..., CandleArrays]
@@ -200,9 +201,52 @@ def test_macd_rule(candles: CandleArrays) -> None:
     np.testing.assert_array_equal(run(regime, candles), reference_regime(line, signal))
 
 
+def wilder_rsi_reference(close: list[float] | np.ndarray, period: int) -> list[float]:
+    """Wilder's RSI from its definition, one bar at a time, in plain Python floats.
+
+    Average gain and loss start as the plain means of the first ``period`` moves (so RSI is
+    first defined on bar ``period``), then ``avg = (avg * (period - 1) + move) / period``;
+    ``RSI = 100 - 100 / (1 + avg_gain / avg_loss)``, 100 when there is no loss.
+    """
+    values = [float(v) for v in close]
+    out = [math.nan] * len(values)
+    if len(values) <= period:
+        return out
+    moves = [values[i] - values[i - 1] for i in range(1, len(values))]
+    gain = sum(m for m in moves[:period] if m > 0) / period
+    loss = sum(-m for m in moves[:period] if m < 0) / period
+    for bar in range(period, len(values)):
+        if bar > period:
+            move = moves[bar - 1]
+            gain = (gain * (period - 1) + max(move, 0.0)) / period
+            loss = (loss * (period - 1) + max(-move, 0.0)) / period
+        out[bar] = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    return out
+
+
+def test_wilder_rsi_on_a_hand_computed_series() -> None:
+    # period 3, moves +1 +1 -1 +2 -1. Bar 3: gain 2/3, loss 1/3, RS 2, RSI 200/3.
+    # Bar 4 (+2): gain (2/3*2 + 2)/3 = 10/9, loss (1/3*2)/3 = 2/9, RS 5, RSI 250/3.
+    # Bar 5 (-1): gain 20/27, loss (2/9*2 + 1)/3 = 13/27, RS 20/13, RSI 100 - 1300/33 = 2000/33.
+    close = np.array([10.0, 11, 12, 11, 13, 12])
+    got = rsi(close, 3)
+    assert np.isnan(got[:3]).all()
+    np.testing.assert_allclose(got[3:], [200 / 3, 250 / 3, 2000 / 33], rtol=1e-13)
+    # Only gains: no loss at all, RSI 100; only losses: 0.
+    np.testing.assert_array_equal(rsi(np.arange(10.0), 4)[4:], 100.0)
+    np.testing.assert_array_equal(rsi(np.arange(10.0)[::-1].copy(), 4)[4:], 0.0)
+
+
+def test_wilder_rsi_matches_the_definition_on_random_data(candles: CandleArrays) -> None:
+    for period in (2, 6, 14, 50):
+        expected = wilder_rsi_reference(candles.close, period)
+        np.testing.assert_allclose(rsi(candles.close, period), expected, rtol=1e-10, atol=1e-9)
+
+
 def test_rsi_reversion_rule(candles: CandleArrays) -> None:
     s = get_strategy("rsi_reversion")({"period": 6, "lower": 25, "upper": 75, "exit": 55})
-    value = s.indicators(candles)["rsi"]
+    # The rule on an RSI computed from the definition, not on the strategy's own indicator.
+    value = np.asarray(wilder_rsi_reference(candles.close, 6))
     expected = reference_two_sided(
         lt(value, 25),
         ~lt(value, 55) & ~np.isnan(value),
