@@ -10,16 +10,17 @@ kernel calls it once per bar; :class:`Stepper` calls the same compiled function 
 time for the live paper broker, so a paper account and a backtest on the same bars and targets
 fill identically by construction.
 
-State: one record of :data:`STATE_DTYPE` (``new_state(cash)[0]``; a record is passed to numba
-functions as a plain pointer, so a call per bar costs no reference counting). The step and its
-helpers are inlined into their caller by numba (``inline="always"``): the backtest loop is then
-one flat function, as fast as a hand-written loop (a call per bar, even to a rarely taken
-branch, cost about 10 ns a bar)::
+State: one record of :data:`STATE_DTYPE` (``new_state(cash)[0]``)::
 
     cash, units (negative = short), entry_price, entry_fee, entry_bar, extreme (peak of a
     long / trough of a short since entry), acted (last target acted on), pending (1 = a fill
     is due at the next open), fees_paid, slippage_paid (cash lost to slippage, against the
     unslipped price), and this bar's outbox: n_fills, fills, n_trades, trades
+
+A record reaches numba functions as a plain pointer (an array would be reference-counted on
+every call), and numba inlines the step and its helpers into the caller (``inline="always"``),
+so the backtest loop is one flat function, as fast as a hand-written loop; a call per bar, even
+to a rarely taken branch, cost about 10 ns a bar.
 
 Options (:data:`OPTION_FIELDS`, a tuple of floats built by :func:`option_array`)::
 
