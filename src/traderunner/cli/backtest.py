@@ -456,7 +456,24 @@ def sweep(
     take_profit: TakeProfitOpt = None,
     trailing_stop: TrailingOpt = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many rows to show.")] = 10,
-    sort: Annotated[str, typer.Option("--sort", help="Metric to rank by (descending).")] = "sharpe",
+    sort: Annotated[
+        str, typer.Option("--sort", help="Metric to rank by (descending; see --ascending).")
+    ] = "sharpe",
+    ascending: Annotated[
+        bool,
+        typer.Option(
+            "--ascending", help="Rank the smallest first (e.g. --sort max_drawdown_duration_days)."
+        ),
+    ] = False,
+    min_trades: Annotated[
+        int,
+        typer.Option(
+            "--min-trades",
+            min=0,
+            help="Rank only combinations with at least N trades (infinite and NaN values "
+            "always rank last).",
+        ),
+    ] = 0,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Threads (default: CPU count).", show_default=False),
@@ -536,7 +553,14 @@ def sweep(
             level=priority,
             follow=follow,
             owner=who,
-            output=Output(json=json_output, top=top, sort=sort, csv=csv),
+            output=Output(
+                json=json_output,
+                top=top,
+                sort=sort,
+                csv=csv,
+                ascending=ascending,
+                min_trades=min_trades,
+            ),
         )
         return
     _fetch_here(state, fetch, symbols, data, tf, period, json_output)
@@ -595,7 +619,9 @@ def sweep(
                 },
             )
     if json_output:
-        payload = show.sweep_payload(doc, sort=sort, top=top)
+        payload = show.sweep_payload(
+            doc, sort=sort, top=top, ascending=ascending, min_trades=min_trades
+        )
         payload["timeframe"] = tf.value
         payload["timeframe_from"] = tf_how
         if result_id is not None:
@@ -612,6 +638,8 @@ def sweep(
         sort=sort,
         top=top,
         name=name,
+        ascending=ascending,
+        min_trades=min_trades,
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")

@@ -65,20 +65,14 @@ import numpy.typing as npt
 from traderunner.engine.options import BacktestOptions
 from traderunner.engine.step import (
     END,
-    ENTRY_FEE,
-    ENTRY_I,
-    ENTRY_PX,
     EXIT_REASONS,
-    FEES_PAID,
-    FILL_K,
+    FILL_WIDTH,
     O_DIRECTION,
     SIGNAL,
-    SLIP_PAID,
     STOP_LOSS,
     TAKE_PROFIT,
-    TRADE_K,
+    TRADE_WIDTH,
     TRAILING_STOP,
-    UNITS,
     filtered_target,
     new_state,
     option_array,
@@ -145,6 +139,19 @@ class KernelRun(NamedTuple):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _trade_capacity(target: Int8Array, direction: int) -> int:  # pragma: no cover - compiled
+    # Every entry needs a change to a non-zero target, which bounds the number of trades.
+    cap = 1
+    prev = 0
+    for t in range(len(target)):
+        s = filtered_target(target[t], direction)
+        if s != prev and s != 0:
+            cap += 1
+        prev = s
+    return cap
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _kernel(  # pragma: no cover - compiled
     open_: FloatArray,
     high: FloatArray,
@@ -153,42 +160,42 @@ def _kernel(  # pragma: no cover - compiled
     target: Int8Array,
     equity: FloatArray,
     position: FloatArray,
-    state: FloatArray,
-    opts: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
+    state: npt.NDArray[np.void],
+    opts: tuple[float, ...],
+    trades: FloatArray,
+    fills: FloatArray,
+) -> tuple[int, int]:
+    """The loop: :func:`step` on every bar, its outbox appended to the logs; (trades, fills)."""
     n = len(close)
-    direction = int(opts[O_DIRECTION])
-    # Every entry needs a change to a non-zero target, which bounds the number of trades;
-    # each trade has at most two fills.
-    cap = 1
-    prev = 0
+    st = state[0]
+    k = 0
+    f = 0
     for t in range(n):
-        s = filtered_target(target[t], direction)
-        if s != prev and s != 0:
-            cap += 1
-        prev = s
-    trades = np.empty((cap, 8))
-    fills = np.empty((2 * cap, 6))
-    for t in range(n):
-        equity[t] = step(
-            state, opts, t, open_[t], high[t], low[t], close[t], target[t], trades, fills
-        )
-        position[t] = state[UNITS]
-    units = state[UNITS]
+        equity[t] = step(st, opts, t, open_[t], high[t], low[t], close[t], target[t])
+        position[t] = st.units
+        if st.n_fills > 0:
+            # Element by element: row views of the record would be reference-counted.
+            for j in range(st.n_fills):
+                for m in range(FILL_WIDTH):
+                    fills[f, m] = st.fills[j, m]
+                f += 1
+            for j in range(st.n_trades):
+                for m in range(TRADE_WIDTH):
+                    trades[k, m] = st.trades[j, m]
+                k += 1
+    units = st.units
     if units != 0.0:
         # Still open: marked at the last close, no fee, no slippage (not a fill).
-        k = int(state[TRADE_K])
-        entry_px = state[ENTRY_PX]
-        trades[k, 0] = state[ENTRY_I]
+        trades[k, 0] = st.entry_bar
         trades[k, 1] = n - 1
-        trades[k, 2] = entry_px
+        trades[k, 2] = st.entry_price
         trades[k, 3] = close[n - 1]
         trades[k, 4] = units
-        trades[k, 5] = units * (close[n - 1] - entry_px) - state[ENTRY_FEE]
-        trades[k, 6] = state[ENTRY_FEE]
+        trades[k, 5] = units * (close[n - 1] - st.entry_price) - st.entry_fee
+        trades[k, 6] = st.entry_fee
         trades[k, 7] = END
-        state[TRADE_K] = k + 1
-    return trades[: int(state[TRADE_K])], fills[: int(state[FILL_K])]
+        k += 1
+    return k, f
 
 
 @numba.njit(cache=True, nogil=True)
@@ -278,8 +285,13 @@ def simulate(
     # arrays allocated inside numba would page-fault every 4 KiB and take twice as long.
     equity = np.empty(n)
     position = np.empty(n)
+    opts = option_array(options)
+    # Each trade has at most two fills.
+    cap = int(_trade_capacity(tgt, int(opts[O_DIRECTION])))
+    trades = np.empty((cap, TRADE_WIDTH))
+    fills = np.empty((2 * cap, FILL_WIDTH))
     state = new_state(options.cash if cash is None else cash)
-    trades, fills = _kernel(
+    k, f = _kernel(
         _f64(open_),
         _f64(high),
         _f64(low),
@@ -288,8 +300,12 @@ def simulate(
         equity,
         position,
         state,
-        option_array(options),
+        opts,
+        trades,
+        fills,
     )
+    trades, fills = trades[:k], fills[:f]
+    rec = state[0]
     return KernelRun(
         equity=equity,
         position=position,
@@ -307,6 +323,6 @@ def simulate(
         fill_price=np.ascontiguousarray(fills[:, 3]),
         fill_fee=np.ascontiguousarray(fills[:, 4]),
         fill_reason=fills[:, 5].astype(np.int8),
-        fees_paid=float(state[FEES_PAID]),
-        slippage_paid=float(state[SLIP_PAID]),
+        fees_paid=float(rec["fees_paid"]),
+        slippage_paid=float(rec["slippage_paid"]),
     )

@@ -97,6 +97,23 @@ class BacktestResult:
     def n_closed_trades(self) -> int:
         return self.n_trades - self.n_open_trades
 
+    def period_returns(self, freq: str) -> pd.Series:
+        """Returns per calendar month (``freq="M"``) or year (``"Y"``), UTC, oldest first.
+
+        Each is the last equity in the period over the last equity before it (the starting
+        cash for the first period) minus 1; the index holds the period labels (``2024-01``,
+        ``2024``).
+        """
+        return period_returns(self.equity, self.options.cash, freq)
+
+    @property
+    def monthly_returns(self) -> pd.Series:
+        return self.period_returns("M")
+
+    @property
+    def yearly_returns(self) -> pd.Series:
+        return self.period_returns("Y")
+
     @property
     def closed_trades(self) -> pd.DataFrame:
         """The trades that were closed by a fill (exit reason other than ``end``)."""
@@ -131,11 +148,37 @@ class BacktestResult:
             },
             "trade_list": trade_records(self.trades),
             "fill_list": fill_records(self.fills),
+            "monthly_returns": _period_records(self.monthly_returns),
+            "yearly_returns": _period_records(self.yearly_returns),
         }
         if curve:
             times = iso_times(_ns(self.equity.index))
             out["equity"] = [list(p) for p in zip(times, float_list(self.equity), strict=True)]
         return out
+
+
+def period_returns(equity: pd.Series, start_value: float, freq: str) -> pd.Series:
+    """See :meth:`BacktestResult.period_returns`."""
+    if freq not in ("M", "Y"):
+        raise ValueError(f"freq must be 'M' or 'Y', got {freq!r}")
+    if len(equity) == 0:
+        return pd.Series([], dtype=np.float64, name="return")
+    ns = _ns(pd.DatetimeIndex(equity.index))
+    stamps = ns.view("datetime64[ns]")
+    unit = "M" if freq == "M" else "Y"
+    periods = stamps.astype(f"datetime64[{unit}]")
+    last = np.append(np.flatnonzero(periods[1:] != periods[:-1]), len(periods) - 1)
+    ends = equity.to_numpy(dtype=np.float64)[last]
+    before = np.concatenate(([float(start_value)], ends[:-1]))
+    labels = np.datetime_as_string(periods[last], unit=unit)  # type: ignore[call-overload]
+    return pd.Series(ends / before - 1.0, index=pd.Index(labels, name="period"), name="return")
+
+
+def _period_records(returns: pd.Series) -> list[dict[str, Any]]:
+    return [
+        {"period": str(p), "return": json_safe(r)}
+        for p, r in zip(returns.index, returns.to_numpy().tolist(), strict=True)
+    ]
 
 
 def count_open(trades: pd.DataFrame) -> int:
@@ -193,8 +236,9 @@ def trade_frame(symbol: str, ts: npt.NDArray[np.int64], run: KernelRun) -> pd.Da
             "symbol": pd.Categorical.from_codes(
                 np.zeros(run.n_trades, dtype=np.int8), categories=pd.Index([symbol])
             ),
-            "entry_time": utc_index(ts[run.entry_bar]),
-            "exit_time": utc_index(ts[run.exit_bar]),
+            # Arrays, not indexes: a DataFrame copies the Index objects it is given.
+            "entry_time": utc_index(ts[run.entry_bar]).array,
+            "exit_time": utc_index(ts[run.exit_bar]).array,
             "entry_price": run.entry_price,
             "exit_price": run.exit_price,
             "size": run.units,
@@ -234,7 +278,7 @@ def fill_frame(symbol: str, ts: npt.NDArray[np.int64], run: KernelRun) -> pd.Dat
             "symbol": pd.Categorical.from_codes(
                 np.zeros(n, dtype=np.int8), categories=pd.Index([symbol])
             ),
-            "time": utc_index(ts[run.fill_bar]),
+            "time": utc_index(ts[run.fill_bar]).array,
             "side": pd.Categorical.from_codes(
                 (run.fill_side < 0).astype(np.int8), categories=pd.Index(["buy", "sell"])
             ),

@@ -10,29 +10,32 @@ kernel calls it once per bar; :class:`Stepper` calls the same compiled function 
 time for the live paper broker, so a paper account and a backtest on the same bars and targets
 fill identically by construction.
 
-State (:data:`STATE_FIELDS`, one float64 array; integers are exact in float64 up to 2**53)::
+State: one record of :data:`STATE_DTYPE` (``new_state(cash)[0]``)::
 
     cash, units (negative = short), entry_price, entry_fee, entry_bar, extreme (peak of a
     long / trough of a short since entry), acted (last target acted on), pending (1 = a fill
-    is due at the next open), trade_cursor, fill_cursor (rows used in the logs), fees_paid,
-    slippage_paid (cash lost to slippage, against the unslipped price)
+    is due at the next open), fees_paid, slippage_paid (cash lost to slippage, against the
+    unslipped price), and this bar's outbox: n_fills, fills, n_trades, trades
 
-Options (:data:`OPTION_FIELDS`, one float64 array built by :func:`option_array`)::
+A record reaches numba functions as a plain pointer (an array would be reference-counted on
+every call), and numba inlines the step and its helpers into the caller (``inline="always"``),
+so the backtest loop is one flat function, as fast as a hand-written loop; a call per bar, even
+to a rarely taken branch, cost about 10 ns a bar.
+
+Options (:data:`OPTION_FIELDS`, a tuple of floats built by :func:`option_array`)::
 
     fill_at_close, direction (0 long, 1 short, 2 both), size, fee_rate (fees_bps / 1e4),
     fee_fixed, slippage (slippage_bps / 1e4), stop_loss, take_profit, trailing_stop (NaN =
-    off), whole (1 = whole units), lot_size
+    off), whole (1 = whole units), lot_size, any_stop (1 = some stop is on)
 
-Logs written by a step (row ``cursor`` and on, the cursor advanced):
+The outbox holds what this bar did (emptied at the start of every step; the caller copies it
+to its logs): at most :data:`MAX_FILLS_PER_BAR` fills and :data:`MAX_TRADES_PER_BAR` closed
+trades (a reversal at the open, then a stop on the new position).
 
-* trades, ``(n, 8)``: entry bar, exit bar, entry price, exit price, units (signed), pnl, fees
+* a trade row: entry bar, exit bar, entry price, exit price, units (signed), pnl, fees
   (entry + exit), exit reason code (:data:`EXIT_REASONS`);
-* fills, ``(n, 6)``: bar, side (+1 buy, -1 sell), units (positive), price (after slippage),
-  fee, reason code (:data:`EXIT_REASONS`; entries are ``signal``).
-
-One bar writes at most :data:`MAX_FILLS_PER_BAR` fills and :data:`MAX_TRADES_PER_BAR` trades
-(a reversal at the open, then a stop on the new position), so a caller that keeps that many
-free rows never overflows.
+* a fill row: bar, side (+1 buy, -1 sell), units (positive), price (after slippage), fee,
+  reason code (:data:`EXIT_REASONS`; entries are ``signal``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,23 @@ FloatArray = npt.NDArray[np.float64]
 SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, END = 0, 1, 2, 3, 4
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "end")
 
+MAX_FILLS_PER_BAR = 3
+MAX_TRADES_PER_BAR = 2
+TRADE_WIDTH = 8
+FILL_WIDTH = 6
+TRADE_FIELDS = (
+    "entry_bar",
+    "exit_bar",
+    "entry_price",
+    "exit_price",
+    "units",
+    "pnl",
+    "fees",
+    "reason",
+)
+FILL_FIELDS = ("bar", "side", "units", "price", "fee", "reason")
+
+#: The account's scalar state, in :meth:`Stepper.to_dict` order.
 STATE_FIELDS = (
     "cash",
     "units",
@@ -63,25 +83,19 @@ STATE_FIELDS = (
     "extreme",
     "acted",
     "pending",
-    "trade_cursor",
-    "fill_cursor",
     "fees_paid",
     "slippage_paid",
 )
-(
-    CASH,
-    UNITS,
-    ENTRY_PX,
-    ENTRY_FEE,
-    ENTRY_I,
-    EXTREME,
-    ACTED,
-    PENDING,
-    TRADE_K,
-    FILL_K,
-    FEES_PAID,
-    SLIP_PAID,
-) = range(len(STATE_FIELDS))
+STATE_DTYPE = np.dtype(
+    [(name, np.float64) for name in STATE_FIELDS]
+    + [
+        ("n_fills", np.int64),
+        ("fills", np.float64, (MAX_FILLS_PER_BAR, FILL_WIDTH)),
+        ("n_trades", np.int64),
+        ("trades", np.float64, (MAX_TRADES_PER_BAR, TRADE_WIDTH)),
+    ],
+    align=True,
+)
 
 OPTION_FIELDS = (
     "fill_at_close",
@@ -95,6 +109,7 @@ OPTION_FIELDS = (
     "trailing_stop",
     "whole",
     "lot_size",
+    "any_stop",
 )
 (
     O_FILL_CLOSE,
@@ -108,12 +123,12 @@ OPTION_FIELDS = (
     O_TRAIL,
     O_WHOLE,
     O_LOT,
+    O_ANY_STOP,
 ) = range(len(OPTION_FIELDS))
 
-TRADE_FIELDS = ("entry_bar", "exit_bar", "entry_price", "exit_price", "units", "pnl", "fees")
-FILL_FIELDS = ("bar", "side", "units", "price", "fee", "reason")
-MAX_FILLS_PER_BAR = 3
-MAX_TRADES_PER_BAR = 2
+OptionTuple = tuple[float, ...]
+# numba's type of a state record, for signatures and typed containers.
+Record = Any
 
 _DIRECTION_CODE = {Direction.LONG: 0, Direction.SHORT: 1, Direction.BOTH: 2}
 
@@ -122,34 +137,34 @@ def _stop(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def option_array(options: BacktestOptions) -> FloatArray:
-    """The engine options as the float64 array :func:`step` reads (see the module docstring)."""
-    return np.array(
-        [
-            1.0 if options.fill is Fill.CLOSE else 0.0,
-            float(_DIRECTION_CODE[options.direction]),
-            float(options.size),
-            float(options.fees_bps) / 1e4,
-            float(options.fee_per_order),
-            float(options.slippage_bps) / 1e4,
-            _stop(options.stop_loss),
-            _stop(options.take_profit),
-            _stop(options.trailing_stop),
-            1.0 if options.units is Units.WHOLE else 0.0,
-            float(options.lot_size),
-        ],
-        dtype=np.float64,
+def option_array(options: BacktestOptions) -> OptionTuple:
+    """The engine options as the tuple of floats :func:`step` reads (module docstring)."""
+    no_stop = options.stop_loss is None and options.take_profit is None
+    no_stop = no_stop and options.trailing_stop is None
+    return (
+        1.0 if options.fill is Fill.CLOSE else 0.0,
+        float(_DIRECTION_CODE[options.direction]),
+        float(options.size),
+        float(options.fees_bps) / 1e4,
+        float(options.fee_per_order),
+        float(options.slippage_bps) / 1e4,
+        _stop(options.stop_loss),
+        _stop(options.take_profit),
+        _stop(options.trailing_stop),
+        1.0 if options.units is Units.WHOLE else 0.0,
+        float(options.lot_size),
+        0.0 if no_stop else 1.0,
     )
 
 
-def new_state(cash: float) -> FloatArray:
-    """A flat account holding ``cash``."""
-    state = np.zeros(len(STATE_FIELDS), dtype=np.float64)
-    state[CASH] = float(cash)
+def new_state(cash: float) -> npt.NDArray[np.void]:
+    """A one-element array holding a flat account with ``cash``; ``[0]`` is the record."""
+    state = np.zeros(1, dtype=STATE_DTYPE)
+    state[0]["cash"] = float(cash)
     return state
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def filtered_target(s: int, direction: int) -> int:  # pragma: no cover - compiled
     """The target clipped to -1..1 with the direction filter applied (0 long, 1 short)."""
     if s > 1:
@@ -161,113 +176,100 @@ def filtered_target(s: int, direction: int) -> int:  # pragma: no cover - compil
     return s
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _log_fill(  # pragma: no cover - compiled
-    state: FloatArray,
-    fills: FloatArray,
-    i: int,
-    side: float,
-    qty: float,
-    price: float,
-    fee: float,
-    reason: int,
-    raw: float,
+    st: Record, i: int, side: float, qty: float, price: float, fee: float, reason: int, raw: float
 ) -> None:
-    k = int(state[FILL_K])
-    fills[k, 0] = i
-    fills[k, 1] = side
-    fills[k, 2] = qty
-    fills[k, 3] = price
-    fills[k, 4] = fee
-    fills[k, 5] = reason
-    state[FILL_K] = k + 1
-    state[FEES_PAID] += fee
-    state[SLIP_PAID] += qty * abs(price - raw)
+    k = st.n_fills
+    # Element by element: a row view of the record would be reference-counted.
+    st.fills[k, 0] = i
+    st.fills[k, 1] = side
+    st.fills[k, 2] = qty
+    st.fills[k, 3] = price
+    st.fills[k, 4] = fee
+    st.fills[k, 5] = reason
+    st.n_fills = k + 1
+    st.fees_paid += fee
+    st.slippage_paid += qty * abs(price - raw)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _close_position(  # pragma: no cover - compiled
-    state: FloatArray,
-    opts: FloatArray,
-    raw: float,
-    i: int,
-    reason: int,
-    trades: FloatArray,
-    fills: FloatArray,
+    st: Record, opts: OptionTuple, raw: float, i: int, reason: int
 ) -> None:
     """Exit the whole position at ``raw`` (before slippage), logging the fill and the trade."""
-    units = state[UNITS]
+    units = st.units
     side = 1.0 if units > 0.0 else -1.0
     xpx = raw * (1.0 - opts[O_SLIP] * side)
     xfee = abs(units) * xpx * opts[O_FEE_RATE] + opts[O_FEE_FIXED]
-    state[CASH] += units * xpx - xfee
-    _log_fill(state, fills, i, -side, abs(units), xpx, xfee, reason, raw)
-    k = int(state[TRADE_K])
-    entry_px = state[ENTRY_PX]
-    entry_fee = state[ENTRY_FEE]
-    trades[k, 0] = state[ENTRY_I]
-    trades[k, 1] = i
-    trades[k, 2] = entry_px
-    trades[k, 3] = xpx
-    trades[k, 4] = units
-    trades[k, 5] = units * (xpx - entry_px) - entry_fee - xfee
-    trades[k, 6] = entry_fee + xfee
-    trades[k, 7] = reason
-    state[TRADE_K] = k + 1
-    state[UNITS] = 0.0
+    st.cash += units * xpx - xfee
+    _log_fill(st, i, -side, abs(units), xpx, xfee, reason, raw)
+    k = st.n_trades
+    entry_px = st.entry_price
+    entry_fee = st.entry_fee
+    st.trades[k, 0] = st.entry_bar
+    st.trades[k, 1] = i
+    st.trades[k, 2] = entry_px
+    st.trades[k, 3] = xpx
+    st.trades[k, 4] = units
+    st.trades[k, 5] = units * (xpx - entry_px) - entry_fee - xfee
+    st.trades[k, 6] = entry_fee + xfee
+    st.trades[k, 7] = reason
+    st.n_trades = k + 1
+    st.units = 0.0
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _trade_to(  # pragma: no cover - compiled
-    state: FloatArray,
-    opts: FloatArray,
-    want: int,
-    price: float,
-    i: int,
-    trades: FloatArray,
-    fills: FloatArray,
+    st: Record, opts: OptionTuple, want: int, price: float, i: int
 ) -> None:
     """Close a position on the other side (or for a flat target), then open ``want`` if flat."""
-    units = state[UNITS]
+    units = st.units
     side = 0 if units == 0.0 else (1 if units > 0.0 else -1)
     if side != 0 and side != want:
-        _close_position(state, opts, price, i, SIGNAL, trades, fills)
+        _close_position(st, opts, price, i, SIGNAL)
         side = 0
     if side == 0 and want != 0:
         fee_rate = opts[O_FEE_RATE]
         fee_fixed = opts[O_FEE_FIXED]
         epx = price * (1.0 + opts[O_SLIP] * want)
-        qty = (state[CASH] * opts[O_SIZE] - fee_fixed) / (epx * (1.0 + fee_rate))
+        qty = (st.cash * opts[O_SIZE] - fee_fixed) / (epx * (1.0 + fee_rate))
         if opts[O_WHOLE] != 0.0 and qty > 0.0:
             lot = opts[O_LOT]
             qty = math.floor(qty / lot) * lot
         if qty > 0.0:
             fee = qty * epx * fee_rate + fee_fixed
-            state[UNITS] = qty * want
-            state[CASH] -= qty * want * epx + fee
-            state[ENTRY_PX] = epx
-            state[ENTRY_FEE] = fee
-            state[ENTRY_I] = i
-            state[EXTREME] = epx
-            _log_fill(state, fills, i, float(want), qty, epx, fee, SIGNAL, price)
+            st.units = qty * want
+            st.cash -= qty * want * epx + fee
+            st.entry_price = epx
+            st.entry_fee = fee
+            st.entry_bar = i
+            st.extreme = epx
+            _log_fill(st, i, float(want), qty, epx, fee, SIGNAL, price)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _stop_hit(  # pragma: no cover - compiled
-    state: FloatArray, opts: FloatArray, o: float, h: float, lo: float
-) -> tuple[int, float]:
-    """(exit reason or -1, exit level before slippage) for this bar; updates the extreme."""
-    sl = opts[O_SL]
-    tp = opts[O_TP]
-    trail = opts[O_TRAIL]
+    units: float,
+    entry_px: float,
+    extreme: float,
+    o: float,
+    h: float,
+    lo: float,
+    sl: float,
+    tp: float,
+    trail: float,
+) -> tuple[int, float, float]:
+    """(exit reason or -1, exit level before slippage, updated extreme) for this bar.
+
+    Scalars only, so the compiler inlines it into the per-bar loop.
+    """
     sl_on = not math.isnan(sl)
     tp_on = not math.isnan(tp)
     tr_on = not math.isnan(trail)
     stop_on = sl_on or tr_on
-    entry_px = state[ENTRY_PX]
-    if state[UNITS] > 0.0:
-        extreme = max(state[EXTREME], o)
-        state[EXTREME] = extreme
+    if units > 0.0:
+        extreme = max(extreme, o)
         stop = -np.inf
         reason = STOP_LOSS
         if sl_on:
@@ -277,18 +279,16 @@ def _stop_hit(  # pragma: no cover - compiled
             reason = TRAILING_STOP
         target = entry_px * (1.0 + tp) if tp_on else np.inf
         if stop_on and o <= stop:
-            return reason, o
+            return reason, o, extreme
         if tp_on and o >= target:
-            return TAKE_PROFIT, o
+            return TAKE_PROFIT, o, extreme
         if stop_on and lo <= stop:
-            return reason, stop
+            return reason, stop, extreme
         if tp_on and h >= target:
-            return TAKE_PROFIT, target
+            return TAKE_PROFIT, target, extreme
         # The high joins the peak only now: it may have come after the low.
-        state[EXTREME] = max(extreme, h)
-        return -1, 0.0
-    extreme = min(state[EXTREME], o)
-    state[EXTREME] = extreme
+        return -1, 0.0, max(extreme, h)
+    extreme = min(extreme, o)
     stop = np.inf
     reason = STOP_LOSS
     if sl_on:
@@ -298,55 +298,73 @@ def _stop_hit(  # pragma: no cover - compiled
         reason = TRAILING_STOP
     target = entry_px * (1.0 - tp) if tp_on else -np.inf
     if stop_on and o >= stop:
-        return reason, o
+        return reason, o, extreme
     if tp_on and o <= target:
-        return TAKE_PROFIT, o
+        return TAKE_PROFIT, o, extreme
     if stop_on and h >= stop:
-        return reason, stop
+        return reason, stop, extreme
     if tp_on and lo <= target:
-        return TAKE_PROFIT, target
-    state[EXTREME] = min(extreme, lo)
-    return -1, 0.0
+        return TAKE_PROFIT, target, extreme
+    return -1, 0.0, min(extreme, lo)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def step(  # pragma: no cover - compiled
-    state: FloatArray,
-    opts: FloatArray,
+    st: Record,
+    opts: OptionTuple,
     i: int,
     o: float,
     h: float,
     lo: float,
     c: float,
     target: int,
-    trades: FloatArray,
-    fills: FloatArray,
 ) -> float:
     """Apply bar ``i`` (open ``o``, high ``h``, low ``lo``, close ``c``) with the strategy's
-    ``target`` for it to ``state``; return the equity at its close.
+    ``target`` for it to the state record ``st``; return the equity at its close.
 
     In order: (1) a change seen on the previous close fills at this open (``next_open``);
     (2) stops are checked on this bar's range; (3) a change of the filtered target on this close
-    fills at the close (``close``) or is marked pending for the next bar's open. ``i`` is only
-    recorded in the logs (the bar's position in the caller's series).
+    fills at the close (``close``) or is marked pending for the next bar's open. What the bar
+    did is in the record's outbox afterwards; ``i`` is only recorded there (the bar's position
+    in the caller's series).
     """
-    if state[PENDING] != 0.0:
-        state[PENDING] = 0.0
-        _trade_to(state, opts, int(state[ACTED]), o, i, trades, fills)
-    if state[UNITS] != 0.0 and not (
-        math.isnan(opts[O_SL]) and math.isnan(opts[O_TP]) and math.isnan(opts[O_TRAIL])
-    ):
-        hit, level = _stop_hit(state, opts, o, h, lo)
+    st.n_fills = 0
+    st.n_trades = 0
+    if st.pending != 0.0:
+        st.pending = 0.0
+        _trade_to(st, opts, int(st.acted), o, i)
+    units = st.units
+    if units != 0.0 and opts[O_ANY_STOP] != 0.0:
+        hit, level, extreme = _stop_hit(
+            units, st.entry_price, st.extreme, o, h, lo, opts[O_SL], opts[O_TP], opts[O_TRAIL]
+        )
+        st.extreme = extreme
         if hit >= 0:
-            _close_position(state, opts, level, i, hit, trades, fills)
+            _close_position(st, opts, level, i, hit)
     s = filtered_target(target, int(opts[O_DIRECTION]))
-    if s != int(state[ACTED]):
-        state[ACTED] = s
+    if s != int(st.acted):
+        st.acted = s
         if opts[O_FILL_CLOSE] != 0.0:
-            _trade_to(state, opts, s, c, i, trades, fills)
+            _trade_to(st, opts, s, c, i)
         else:
-            state[PENDING] = 1.0
-    return state[CASH] + state[UNITS] * c
+            st.pending = 1.0
+    return st.cash + st.units * c
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def step_one(  # pragma: no cover - compiled
+    state: npt.NDArray[np.void],
+    opts: OptionTuple,
+    i: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    target: int,
+) -> float:
+    """:func:`step` on ``state[0]``, for callers in Python (a record is reached through its
+    array, so the changes land in it)."""
+    return step(state[0], opts, i, o, h, lo, c, target)
 
 
 # -- one bar at a time (the paper broker) ---------------------------------------------------
@@ -409,8 +427,6 @@ class Stepper:
         self.options = options
         self._opts = option_array(options)
         self._state = new_state(options.cash if cash is None else float(cash))
-        self._trades = np.zeros((MAX_TRADES_PER_BAR, 8))
-        self._fills = np.zeros((MAX_FILLS_PER_BAR, 6))
         self._bars = 0
         self._last_ts: int | None = None
         self._entry_ts = 0
@@ -418,23 +434,26 @@ class Stepper:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _field(self, name: str) -> float:
+        return float(self._state[0][name])
+
     @property
     def cash(self) -> float:
-        return float(self._state[CASH])
+        return self._field("cash")
 
     @property
     def units(self) -> float:
         """Units held now (negative = short)."""
-        return float(self._state[UNITS])
+        return self._field("units")
 
     @property
     def entry_price(self) -> float | None:
-        return float(self._state[ENTRY_PX]) if self.units != 0.0 else None
+        return self._field("entry_price") if self.units != 0.0 else None
 
     @property
     def pending(self) -> bool:
         """True when a change of target waits for the next bar's open (``next_open``)."""
-        return bool(self._state[PENDING])
+        return bool(self._field("pending"))
 
     @property
     def bars(self) -> int:
@@ -442,11 +461,11 @@ class Stepper:
 
     @property
     def fees_paid(self) -> float:
-        return float(self._state[FEES_PAID])
+        return self._field("fees_paid")
 
     @property
     def slippage_paid(self) -> float:
-        return float(self._state[SLIP_PAID])
+        return self._field("slippage_paid")
 
     def mark(self, price: float | None = None) -> float:
         """Equity with the position valued at ``price`` (default: the last bar's close)."""
@@ -466,10 +485,8 @@ class Stepper:
         prices = (float(open_), float(high), float(low), float(close))
         if not all(p > 0.0 and math.isfinite(p) for p in prices):
             raise ValueError(f"bar prices must be finite and positive, got {prices}")
-        st = self._state
-        st[TRADE_K] = 0.0
-        st[FILL_K] = 0.0
-        equity = step(st, self._opts, self._bars, *prices, int(target), self._trades, self._fills)
+        equity = step_one(self._state, self._opts, self._bars, *prices, int(target))
+        rec = self._state[0]
         fills = tuple(
             StepFill(
                 time_ns=ts,
@@ -479,10 +496,10 @@ class Stepper:
                 fee=float(row[4]),
                 reason=EXIT_REASONS[int(row[5])],
             )
-            for row in self._fills[: int(st[FILL_K])]
+            for row in rec["fills"][: int(rec["n_fills"])]
         )
         trades = []
-        for row in self._trades[: int(st[TRADE_K])]:
+        for row in rec["trades"][: int(rec["n_trades"])]:
             # A trade opened and closed on this bar has its entry on this bar too.
             entry_ts = ts if int(row[0]) == self._bars else self._entry_ts
             trades.append(
@@ -497,7 +514,7 @@ class Stepper:
                     exit_reason=EXIT_REASONS[int(row[7])],
                 )
             )
-        if st[UNITS] != 0.0 and int(st[ENTRY_I]) == self._bars:
+        if self.units != 0.0 and int(rec["entry_bar"]) == self._bars:
             self._entry_ts = ts
         self._bars += 1
         self._last_ts = ts
@@ -512,7 +529,7 @@ class Stepper:
         """JSON-safe state, enough for :meth:`from_dict` to continue exactly where this is."""
         return {
             "options": self.options.to_dict(),
-            "state": dict(zip(STATE_FIELDS, self._state.tolist(), strict=True)),
+            "state": {name: self._field(name) for name in STATE_FIELDS},
             "bars": self._bars,
             "last_ts": self._last_ts,
             "entry_ts": self._entry_ts,
@@ -524,7 +541,9 @@ class Stepper:
         """A Stepper restored from :meth:`to_dict` output."""
         out = cls(BacktestOptions.from_kwargs(**dict(data["options"])))
         state = data["state"]
-        out._state = np.array([float(state[name]) for name in STATE_FIELDS], dtype=np.float64)
+        for name in STATE_FIELDS:
+            # The outbox is one bar's scratch space; only the account carries over.
+            out._state[0][name] = float(state[name])
         out._bars = int(data["bars"])
         out._last_ts = None if data.get("last_ts") is None else int(data["last_ts"])
         out._entry_ts = int(data.get("entry_ts") or 0)

@@ -314,7 +314,8 @@ class Strategy(ABC):
         warm = min(max(int(self.warmup_bars), 0), n)
         out[:warm] = 0
         if self.waits_for_change and warm < n:
-            changed = np.flatnonzero(out[warm + 1 :] != out[warm])
-            first_change = warm + 1 + int(changed[0]) if len(changed) else n
-            out[warm:first_change] = 0
+            changed = out[warm + 1 :] != out[warm]
+            at = int(np.argmax(changed)) if len(changed) else 0  # the first True (or 0)
+            stop = warm + 1 + at if len(changed) and changed[at] else n
+            out[warm:stop] = 0
         return out

@@ -291,20 +291,32 @@ def shift(values: npt.NDArray[Any], periods: int = 1, fill: float = np.nan) -> F
 BoolArray = npt.NDArray[np.bool_]
 
 
-def last_side(sides: npt.ArrayLike) -> Int8Array:
-    """Each bar's most recent non-zero value of ``sides`` (-1/0/+1), 0 before the first one.
+def cross_side(a: npt.ArrayLike, b: npt.ArrayLike) -> Int8Array:
+    """Per bar, the side of ``b`` that ``a`` was last strictly on: +1 above, -1 below, as int8.
 
-    ``last_side(compare(fast, slow))`` is the side of ``slow`` that ``fast`` was last strictly
-    on: a bar where they are equal (or undefined) keeps the previous side, so a touch is not a
-    crossing, and the value changes exactly on the bars where ``fast`` crosses ``slow``.
+    A bar where they are equal, or either is NaN, keeps the previous bar's value (a touch is
+    not a crossing); 0 before the first bar where they differ. So the value changes exactly on
+    the bars where ``a`` crosses ``b``: the state of a crossover rule. One pass, no
+    temporaries (a numba kernel).
     """
-    x = np.asarray(sides, dtype=np.int8)
-    if len(x) == 0:
-        return x.copy()
-    # Index of the latest non-zero element at or before each bar (0 where there is none yet;
-    # element 0 itself is then either that value or 0, so the lookup is right either way).
-    idx = np.maximum.accumulate(np.where(x != 0, np.arange(len(x)), 0))
-    return x[idx]
+    x = np.ascontiguousarray(a, dtype=np.float64)
+    y = np.ascontiguousarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"cross_side needs two 1-d arrays of one length, got {x.shape}, {y.shape}")
+    out = np.empty(len(x), dtype=np.int8)
+    _cross_side_kernel(x, y, out)
+    return out
+
+
+@lazy_njit(cache=True, nogil=True)
+def _cross_side_kernel(a: FloatArray, b: FloatArray, out: Int8Array) -> None:  # pragma: no cover
+    side = np.int8(0)
+    for i in range(len(out)):
+        if a[i] > b[i]:
+            side = np.int8(1)
+        elif a[i] < b[i]:
+            side = np.int8(-1)
+        out[i] = side
 
 
 def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:

@@ -10,7 +10,7 @@ from traderunner.domain.candles import CandleArrays
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import compare, last_side, sma
+from traderunner.strategies.indicators import compare, cross_side, sma
 
 #: The two readings of a crossover rule, the first the default (see :func:`cross_signal`).
 CROSS_MODES = ("cross", "regime")
@@ -32,11 +32,10 @@ def cross_signal(fast: npt.ArrayLike, slow: npt.ArrayLike, mode: str) -> SignalA
       ``waits_for_change``, so a run ignores the side held at its start and enters on its first
       crossing.
     """
-    sides = compare(fast, slow)
     if mode == "regime":
-        return sides
+        return compare(fast, slow)
     if mode == "cross":
-        return last_side(sides)
+        return cross_side(fast, slow)
     raise ParameterError(f"crossover mode must be one of {', '.join(CROSS_MODES)}, got {mode!r}")
 
 

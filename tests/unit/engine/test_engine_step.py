@@ -77,6 +77,13 @@ def test_stepper_reproduces_the_backtest(options: dict[str, Any]) -> None:
     assert stepper.mark() == pytest.approx(result.metrics["end_value"], rel=1e-12)
     assert stepper.units == result.symbols["RW"].position[-1]
     assert stepper.fees_paid == pytest.approx(result.fills["fee"].sum(), rel=1e-12, abs=1e-12)
+    assert stepper.fees_paid == pytest.approx(result.metrics["fees_paid"], rel=1e-12, abs=1e-12)
+    assert stepper.slippage_paid == pytest.approx(result.metrics["slippage_paid"], rel=1e-12)
+    if result.options.slippage_bps:
+        # Each fill loses slippage_bps of its unslipped notional.
+        raw = result.fills["price"] / (1 + np.where(result.fills["side"] == "buy", 1, -1) * 5e-4)
+        lost = (result.fills["size"] * raw * 5e-4).sum()
+        assert result.metrics["slippage_paid"] == pytest.approx(lost, rel=1e-9)
 
 
 def test_whole_units_and_lots() -> None:
