@@ -12,8 +12,9 @@ all equity in, no fees. Ours is given a DataFrame, as a user passes one (its hea
 alternate with vectorbt's in one process; figures from separate loops and from CandleArrays
 input are reported beside them); the sweep runs ours on 2 threads and on 1 against
 single-threaded vectorbt and a NumPy loop. Before any timing is trusted, trade counts and
-total returns are compared; a failed comparison is written as a banner at the top of engine.md, ``checks_passed: false``
-in engine.json, a ``CHECK FAILED`` line in the summary, and exit code 1.
+total returns are compared; a failed comparison is written as a banner at the top of
+engine.md, ``checks_passed: false`` in engine.json, a ``CHECK FAILED`` line in the summary,
+and exit code 1.
 Goals are reported (met or missed), never asserted: they do not change the exit code.
 """
 

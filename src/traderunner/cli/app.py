@@ -28,8 +28,10 @@ from traderunner.cli.cache import cache_app
 from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
+from traderunner.cli.live import live_app
 from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker, workers
+from traderunner.cli.trading import account, orders, positions, signals_app, stream, trader_app
 from traderunner.errors import CancelledError, TraderunnerError
 
 app = typer.Typer(
@@ -86,6 +88,13 @@ app.command("workers")(workers)
 app.command("flower")(flower)
 app.command("dashboard")(dashboard)
 app.add_typer(user_app, name="user")
+app.add_typer(live_app, name="live")
+app.command("stream")(stream)
+app.add_typer(trader_app, name="trader")
+app.command("orders")(orders)
+app.command("positions")(positions)
+app.command("account")(account)
+app.add_typer(signals_app, name="signals")
 
 
 @app.command("strategies")

@@ -174,24 +174,26 @@ def _kernel(  # pragma: no cover - compiled
         equity[t] = step(st, opts, t, open_[t], high[t], low[t], close[t], target[t])
         position[t] = st.units
         if st.n_fills > 0:
+            # Element by element: row views of the record would be reference-counted.
             for j in range(st.n_fills):
-                fills[f] = st.fills[j]
+                for m in range(FILL_WIDTH):
+                    fills[f, m] = st.fills[j, m]
                 f += 1
             for j in range(st.n_trades):
-                trades[k] = st.trades[j]
+                for m in range(TRADE_WIDTH):
+                    trades[k, m] = st.trades[j, m]
                 k += 1
     units = st.units
     if units != 0.0:
         # Still open: marked at the last close, no fee, no slippage (not a fill).
-        row = trades[k]
-        row[0] = st.entry_bar
-        row[1] = n - 1
-        row[2] = st.entry_price
-        row[3] = close[n - 1]
-        row[4] = units
-        row[5] = units * (close[n - 1] - st.entry_price) - st.entry_fee
-        row[6] = st.entry_fee
-        row[7] = END
+        trades[k, 0] = st.entry_bar
+        trades[k, 1] = n - 1
+        trades[k, 2] = st.entry_price
+        trades[k, 3] = close[n - 1]
+        trades[k, 4] = units
+        trades[k, 5] = units * (close[n - 1] - st.entry_price) - st.entry_fee
+        trades[k, 6] = st.entry_fee
+        trades[k, 7] = END
         k += 1
     return k, f
 

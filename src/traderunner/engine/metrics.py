@@ -268,27 +268,33 @@ def _day_returns(  # pragma: no cover - compiled
 def _day_scan(ts: IntArray) -> tuple[IntArray, int]:  # pragma: no cover - compiled
     """(index of the last bar of each UTC day, bars on a Saturday or Sunday), one pass."""
     n = len(ts)
-    ends = np.empty(n, dtype=np.int64)
+    # Two passes (count, then fill) so the result is allocated at its size, not the bars'.
+    # Each divides only when a bar passes the end of the current day.
     days = 0
     weekend = 0
-    # Divide only when a bar passes the end of the current day (a division per bar is slow).
     next_day = -(2**62)
     in_weekend = False
     for t in range(n):
         if ts[t] >= next_day:
-            if t > 0:
-                ends[days] = t - 1
-                days += 1
+            days += 1
             d = ts[t] // DAY_NS
             next_day = (d + 1) * DAY_NS
             # 1970-01-01 was a Thursday, so (day + 3) % 7 is 5 or 6 at the weekend.
             in_weekend = (d + 3) % 7 >= 5
         if in_weekend:
             weekend += 1
+    ends = np.empty(days, dtype=np.int64)
+    j = 0
+    next_day = -(2**62)
+    for t in range(n):
+        if ts[t] >= next_day:
+            if t > 0:
+                ends[j] = t - 1
+                j += 1
+            next_day = (ts[t] // DAY_NS + 1) * DAY_NS
     if n > 0:
-        ends[days] = n - 1
-        days += 1
-    return ends[:days].copy(), weekend
+        ends[j] = n - 1
+    return ends, weekend
 
 
 def day_ends(ts: IntArray) -> IntArray:

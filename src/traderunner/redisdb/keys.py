@@ -54,6 +54,9 @@ BUS_DEAD_MAXLEN = 10_000  # dead letters kept per topic, trimmed the same way
 # consuming service, named after it.
 TRADER_GROUP = "trader"
 
+# -- the trader (trader/) ------------------------------------------------------------------
+POSITIONS_SNAPSHOT_TTL = 7 * 86400  # rewritten by every bar the trader steps; cache only
+
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
@@ -307,6 +310,24 @@ SCHEMA: tuple[KeySpec, ...] = (
         "PUBLISH of every envelope of one topic, for live screens (`signals tail`, the "
         "dashboard): ephemeral, a subscriber loses what is sent while it is away",
     ),
+    # -- the trader ---------------------------------------------------------------------------
+    KeySpec(
+        "trader_halt",
+        "trader:halt",
+        "string",
+        "durable",
+        "the kill switch: present (JSON: who, why, when) while the trader refuses new orders; "
+        "set by `trader halt` or the daily loss limit, deleted by `trader resume`",
+    ),
+    KeySpec(
+        "positions_snapshot",
+        "positions:{account}",
+        "string",
+        "cache",
+        "JSON snapshot of one paper account (cash, equity, positions) for the screens, "
+        "rewritten after every bar the trader records; the store is the record",
+        ttl=POSITIONS_SNAPSHOT_TTL,
+    ),
     KeySpec(
         "celery_queue_step",
         "{queue}:{step}",
@@ -521,6 +542,14 @@ class Keys:
     def bus_channel(self, topic: str) -> str:
         """The Pub/Sub channel of ``topic`` (a glob such as ``candles.*`` for PSUBSCRIBE)."""
         return self._key("bus_channel", topic=topic)
+
+    # -- the trader (trader/) -------------------------------------------------------------------
+
+    def trader_halt(self) -> str:
+        return self._key("trader_halt")
+
+    def positions_snapshot(self, account: str) -> str:
+        return self._key("positions_snapshot", account=account)
 
     def everything(self) -> str:
         """SCAN pattern matching every key of this deployment."""

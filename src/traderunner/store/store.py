@@ -83,9 +83,12 @@ class Store:
     ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
     (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps), ``jobs``
     (:class:`~traderunner.store.jobs.JobRepository`) and ``users``
-    (:class:`~traderunner.store.users.UserRepository`) and ``adjusted``
+    (:class:`~traderunner.store.users.UserRepository`), ``adjusted``
     (:class:`~traderunner.store.adjusted.AdjustedCloseRepository`: EODHD's adjusted closes of
-    daily bars) are the repositories. A Store is
+    daily bars), ``live`` (live strategies and the stream's state,
+    :class:`~traderunner.store.live.LiveRepository`) and ``trading`` (the paper trader's
+    record, :class:`~traderunner.store.trading.TradingRepository`) are the repositories. A
+    Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
@@ -94,7 +97,9 @@ class Store:
         from traderunner.store.adjusted import AdjustedCloseRepository
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
+        from traderunner.store.live import LiveRepository
         from traderunner.store.runs import RunRepository
+        from traderunner.store.trading import TradingRepository
         from traderunner.store.users import UserRepository
 
         self.engine = engine
@@ -104,6 +109,8 @@ class Store:
         self.jobs = JobRepository(self)
         self.users = UserRepository(self)
         self.adjusted = AdjustedCloseRepository(self)
+        self.live = LiveRepository(self)
+        self.trading = TradingRepository(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

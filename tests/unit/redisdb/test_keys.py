@@ -40,6 +40,8 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("bus_stream", {"topic": "signals"}, "tr:bus:signals"),
     ("bus_dead", {"topic": "candles.M5"}, "tr:bus:candles.M5:dead"),
     ("bus_channel", {"topic": "candles.*"}, "tr:bus:candles.*:live"),
+    ("trader_halt", {}, "tr:trader:halt"),
+    ("positions_snapshot", {"account": "paper"}, "tr:positions:paper"),
     ("user_sessions", {"user": "ana"}, "tr:sessions:ana"),
     ("latest_candle", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:candle:AAPL.US:M5"),
     ("latest_candles", {}, "tr:candle:"),
