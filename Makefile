@@ -28,10 +28,9 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-## up: start traderunner on this machine (for now: load demo data and run a demo backtest)
+## up: run traderunner on this machine (Redis, worker, dashboard, Flower; Ctrl-C stops it)
 up: $(STAMP)
-	$(BIN)/traderunner data demo
-	$(BIN)/traderunner backtest sma_cross --symbols AAPL,MSFT,TSLA --timeframe M5
+	$(BIN)/traderunner up
 
 ## test: lint, type-check, dependency contracts, then the whole test suite
 # Two pytest processes (one file stays in one process: module fixtures hold real servers).
