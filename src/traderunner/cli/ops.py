@@ -59,3 +59,39 @@ def up(
         flower=not no_flower,
     )
     raise typer.Exit(run_up(settings, options, _commands(), report))
+
+
+def doctor(
+    ctx: typer.Context,
+    canary_deadline: Annotated[
+        float,
+        typer.Option("--canary-deadline", min=1, help="Seconds the canary job may take."),
+    ] = 30.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check the whole deployment; exit 1 when anything failed (usable as a health check).
+
+    Starts nothing: run it against a deployment that should be up.
+    """
+    from traderunner.ops.doctor import Check, run_doctor
+
+    settings = common.get_state(ctx).settings
+    out = common.out_console()
+
+    def show(check: Check) -> None:
+        if not json_output:
+            style = {"ok": "green", "warn": "yellow", "fail": "red"}[check.status]
+            out.print(f"[{style}]{check.status.upper():<4}[/{style}]", end=" ")
+            out.print(check.line()[5:], markup=False, highlight=False, soft_wrap=True)
+
+    report = run_doctor(settings, canary_deadline=canary_deadline, on_check=show)
+    problems = [c for c in report.checks if c.status != "ok"]
+    if json_output:
+        common.print_json({"ok": not report.failed, "checks": [c.to_dict() for c in report.checks]})
+    elif problems:
+        failed = sum(c.status == "fail" for c in problems)
+        out.print(f"{failed} failed, {len(problems) - failed} warning(s)", markup=False)
+    else:
+        out.print("all checks passed", markup=False)
+    if report.failed:
+        raise typer.Exit(1)

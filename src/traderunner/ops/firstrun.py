@@ -3,12 +3,19 @@
 Both only when missing, so a second ``up`` changes nothing: a store with candles keeps them,
 a store with users gets no new one. The admin's random password is shown once (by the caller)
 and kept in ``{data_dir}/admin.password`` (0600) for the user to read again.
+
+``up`` runs it in a short-lived child process (:func:`first_run_in_child`): the store, pandas
+and argon2 it needs would otherwise stay in ``up``'s memory for as long as it runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +72,42 @@ def first_run(settings: Settings, *, demo: bool = True) -> FirstRun:
         return FirstRun(loaded, password, password_file, len(users))
     finally:
         store.close()
+
+
+def first_run_in_child(env: Mapping[str, str]) -> FirstRun:
+    """:func:`first_run` in a fresh interpreter with ``env`` (the children's settings)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "traderunner.ops.firstrun"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        from traderunner.errors import StoreError
+
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise StoreError(f"first-run set-up failed: {lines[-1] if lines else proc.returncode}")
+    data = json.loads(proc.stdout)
+    return FirstRun(
+        tuple(data["demo_loaded"]),
+        data["admin_password"],
+        Path(data["password_file"]),
+        int(data["users"]),
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover - run by first_run_in_child
+    from traderunner.config import load_settings
+
+    done = first_run(load_settings())
+    print(
+        json.dumps(
+            {
+                "demo_loaded": list(done.demo_loaded),
+                "admin_password": done.admin_password,
+                "password_file": str(done.password_file),
+                "users": done.users,
+            }
+        )
+    )

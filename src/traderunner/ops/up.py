@@ -29,7 +29,7 @@ from types import FrameType
 from traderunner.config import Settings
 from traderunner.errors import TraderunnerError
 from traderunner.ops.children import Child, UpOptions, default_children
-from traderunner.ops.firstrun import ADMIN, first_run
+from traderunner.ops.firstrun import ADMIN, first_run_in_child
 from traderunner.ops.health import Prober
 from traderunner.ops.supervisor import ChildState, Supervisor, tail
 
@@ -85,13 +85,13 @@ def run_up(
         )
     if settings.embedded_redis:
         _adopt_embedded(settings, report)
-    done = first_run(settings)
+    env = _child_env(settings, options)
+    done = first_run_in_child(env)
     for note in notes:
         report(f"not started: {note}")
 
     previous = _install_signals(stop)
     prober = Prober(settings)
-    env = _child_env(settings, options)
     try:
         supervisor.start(env)
         watches = {c.name: _Watch(c) for c in children}
