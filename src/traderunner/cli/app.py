@@ -28,7 +28,7 @@ from traderunner.cli.cache import cache_app
 from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
-from traderunner.cli.ops import doctor, up
+from traderunner.cli.ops import deploy_app, doctor, up
 from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker, workers
 from traderunner.errors import CancelledError, TraderunnerError
@@ -89,6 +89,7 @@ app.command("dashboard")(dashboard)
 app.add_typer(user_app, name="user")
 app.command("up")(up)
 app.command("doctor")(doctor)
+app.add_typer(deploy_app, name="deploy")
 
 
 @app.command("strategies")

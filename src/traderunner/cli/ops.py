@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -95,3 +96,67 @@ def doctor(
         out.print("all checks passed", markup=False)
     if report.failed:
         raise typer.Exit(1)
+
+
+deploy_app = typer.Typer(
+    help="Files for a server deployment (hardened Redis configs, systemd units).",
+    no_args_is_help=True,
+)
+
+_OUT = typer.Option("--out", help="Folder to write into (created).", file_okay=False)
+
+
+@deploy_app.command("redis-conf")
+def deploy_redis_conf(
+    ctx: typer.Context,
+    out: Annotated[Path, _OUT],
+    bind: Annotated[
+        str, typer.Option("--bind", help="Address(es) to listen on, space-separated.")
+    ] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Name the clients connect to (default: --bind).")
+    ] = "",
+    durable_port: Annotated[int, typer.Option("--durable-port", min=1, max=65535)] = 6379,
+    cache_port: Annotated[int, typer.Option("--cache-port", min=1, max=65535)] = 6380,
+    cache_maxmemory: Annotated[str, typer.Option("--cache-maxmemory")] = "1gb",
+    durable_dir: Annotated[
+        str, typer.Option("--durable-dir", help="The durable server's data folder.")
+    ] = "/var/lib/traderunner/redis-durable",
+    cache_dir: Annotated[str, typer.Option("--cache-dir")] = "/var/lib/traderunner/redis-cache",
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", dir_okay=False)] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", dir_okay=False)] = None,
+    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", dir_okay=False)] = None,
+) -> None:
+    """durable.conf, cache.conf, users.acl (a user per role) and one 0600 .env per role."""
+    from traderunner.errors import UserInputError
+    from traderunner.ops.deploy import RedisDeploy
+
+    if (tls_cert is None) != (tls_key is None):
+        raise UserInputError("--tls-cert and --tls-key go together: give both, or neither")
+    for given in (tls_cert, tls_key, tls_ca):
+        if given is not None and not given.is_file():
+            raise UserInputError(f"{given}: no such file")
+    settings = common.get_state(ctx).settings
+    deploy = RedisDeploy(
+        out=out.resolve(),
+        bind=bind,
+        host=host,
+        durable_port=durable_port,
+        cache_port=cache_port,
+        cache_maxmemory=cache_maxmemory,
+        durable_dir=durable_dir,
+        cache_dir=cache_dir,
+        prefix=settings.redis_prefix,
+        tls_cert=tls_cert.resolve() if tls_cert else None,
+        tls_key=tls_key.resolve() if tls_key else None,
+        tls_ca=tls_ca.resolve() if tls_ca else None,
+    )
+    written = deploy.write()
+    console = common.out_console()
+    for path in written.values():
+        console.print(f"wrote {path}", markup=False)
+    console.print(
+        "start: valkey-server durable.conf / valkey-server cache.conf (or redis-server 7+); "
+        "give each process its role's .env as its EnvironmentFile",
+        markup=False,
+    )
