@@ -160,3 +160,55 @@ def deploy_redis_conf(
         "give each process its role's .env as its EnvironmentFile",
         markup=False,
     )
+
+
+@deploy_app.command("systemd")
+def deploy_systemd(
+    ctx: typer.Context,
+    out: Annotated[Path, _OUT],
+    conf_dir: Annotated[
+        str, typer.Option("--conf-dir", help="Where the .env and Redis files will live.")
+    ] = "/etc/traderunner",
+    data_dir: Annotated[str, typer.Option("--data-dir-path", help="The data folder.")] = (
+        "/var/lib/traderunner"
+    ),
+    user: Annotated[str, typer.Option("--user")] = "traderunner",
+    group: Annotated[str, typer.Option("--group")] = "traderunner",
+    redis_server: Annotated[
+        str, typer.Option("--redis-server", help="valkey-server or redis-server binary.")
+    ] = "/usr/bin/valkey-server",
+    no_redis: Annotated[
+        bool, typer.Option("--no-redis", help="No Redis units (Redis runs elsewhere).")
+    ] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=0, max=256)] = 0,
+) -> None:
+    """Unit files for every process (Type=simple, Restart=always, hardened) and a target."""
+    import shutil
+    import sys
+
+    from traderunner.ops.systemd import SystemdDeploy
+
+    settings = common.get_state(ctx).settings
+    exe = shutil.which("traderunner") or str(Path(sys.executable).parent / "traderunner")
+    deploy = SystemdDeploy(
+        out=out.resolve(),
+        traderunner=str(Path(exe).resolve()),
+        redis_server=redis_server,
+        conf_dir=conf_dir,
+        data_dir=data_dir,
+        user=user,
+        group=group,
+        job_time_limit=settings.job_time_limit,
+        concurrency=concurrency,
+        with_redis=not no_redis,
+    )
+    console = common.out_console()
+    for path in deploy.write(_commands()):
+        console.print(f"wrote {path}", markup=False)
+    console.print(
+        f"install: cp {out}/*.service {out}/traderunner.target /etc/systemd/system/; put "
+        f"traderunner.env and the role .env files in {conf_dir} (0600); systemctl daemon-reload; "
+        "systemctl enable --now traderunner.target",
+        markup=False,
+        soft_wrap=True,
+    )
