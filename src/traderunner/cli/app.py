@@ -28,7 +28,7 @@ from traderunner.cli.cache import cache_app
 from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
-from traderunner.cli.ops import deploy_app, doctor, up
+from traderunner.cli.ops import backup_app, deploy_app, doctor, up
 from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker, workers
 from traderunner.errors import CancelledError, TraderunnerError
@@ -90,6 +90,7 @@ app.add_typer(user_app, name="user")
 app.command("up")(up)
 app.command("doctor")(doctor)
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(backup_app, name="backup")
 
 
 @app.command("strategies")

@@ -212,3 +212,60 @@ def deploy_systemd(
         markup=False,
         soft_wrap=True,
     )
+
+
+backup_app = typer.Typer(
+    help="Back up (and restore) the store and the durable Redis.",
+    invoke_without_command=True,
+)
+
+
+@backup_app.callback()
+def backup_cmd(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="New folder for the backup.", file_okay=False)
+    ] = None,
+) -> None:
+    """Back up the store and the durable Redis into a new folder (--out)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from traderunner.errors import UserInputError
+    from traderunner.ops.backup import backup
+
+    if out is None:
+        raise UserInputError("give the folder for the backup: traderunner backup --out DIR")
+    settings = common.get_state(ctx).settings
+    done = backup(settings, out.resolve())
+    extra = f", {done.rdb_file}" if done.rdb_file else ""
+    common.out_console().print(
+        f"backup in {done.folder}: {done.store_file}, redis.jsonl ({done.redis_keys} keys)"
+        f"{extra}; restore with 'traderunner backup restore {done.folder} --yes'",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@backup_app.command("restore")
+def backup_restore(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder written by traderunner backup.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Replace the store and Redis keys (no question).")
+    ] = False,
+) -> None:
+    """Put a backup back (stop up, workers and the dashboard first)."""
+    from traderunner.errors import UserInputError
+    from traderunner.ops.backup import restore
+
+    if not yes:
+        raise UserInputError(
+            "restore replaces the store and the durable Redis' keys: stop everything, then "
+            "rerun with --yes"
+        )
+    settings = common.get_state(ctx).settings
+    done = restore(settings, folder.resolve())
+    common.out_console().print(
+        f"restored {done.store_file} and {done.redis_keys} Redis keys from {done.folder}",
+        markup=False,
+    )
