@@ -138,6 +138,16 @@ def _child_env(settings: Settings, options: UpOptions) -> dict[str, str]:
     if settings.config is not None:
         env["TRADERUNNER_CONFIG"] = str(settings.config)
     env["TRADERUNNER_DASHBOARD_FLOWER_URL"] = f"http://127.0.0.1:{options.flower_port}"
+    if settings.embedded_redis:
+        # The children get the supervised servers' URLs, as for external servers: a child that
+        # (re)starts while Redis is restarting must wait for it, never start a server of its
+        # own beside the supervised one ("commands start the embedded servers" otherwise).
+        # The environment, like FLOWER_BASIC_AUTH, is readable by this user only.
+        from traderunner.redisdb.embedded import embedded_servers
+
+        durable, cache = embedded_servers(settings)
+        env["TRADERUNNER_REDIS_URL"] = durable.url
+        env["TRADERUNNER_CACHE_URL"] = cache.url
     env["PYTHONUNBUFFERED"] = "1"  # child logs show up as they are written
     env.update(options.extra_env)
     return env
