@@ -29,6 +29,7 @@ from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
 from traderunner.cli.live import live_app
+from traderunner.cli.ops import backup_app, deploy_app, doctor, up
 from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker, workers
 from traderunner.cli.trading import account, orders, positions, signals_app, stream, trader_app
@@ -95,6 +96,10 @@ app.command("orders")(orders)
 app.command("positions")(positions)
 app.command("account")(account)
 app.add_typer(signals_app, name="signals")
+app.command("up")(up)
+app.command("doctor")(doctor)
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(backup_app, name="backup")
 
 
 @app.command("strategies")

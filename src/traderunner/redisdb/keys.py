@@ -386,13 +386,37 @@ SCHEMA: tuple[KeySpec, ...] = (
         "replies to one Celery remote-control call (Flower, `celery inspect`)",
         ttl_text="kombu's reply expiry",
     ),
+    KeySpec(
+        "celery_pidbox_queue",
+        "{node}.celery.pidbox",
+        "list",
+        "durable",
+        "remote-control commands for one worker node (Celery's pidbox: `celery inspect`, "
+        "`celery control shutdown`, Flower); like every kombu list also at `:{step}`",
+        ttl_text="kombu's pidbox expiry",
+    ),
+    KeySpec(
+        "celery_event_queue",
+        "celeryev.{receiver_id}",
+        "list",
+        "durable",
+        "task and worker events for one event receiver (Flower) while it listens",
+        ttl_text="none; removed when the receiver leaves",
+    ),
 )
 
 _PATTERNS = {spec.builder: spec.pattern for spec in SCHEMA}
 
 # What a placeholder may hold when a key is matched back to its pattern (:func:`owners`): a
 # part never holds ":" except a cache key inside a fill lock; queues are ours.
-_PART = {"queue": f"(?:{'|'.join(q.value for q in Queue)})", "step": "[1-9]", "key": ".+"}
+# Celery node names hold an "@" (name@host), kombu's reply ids never do.
+_PART = {
+    "queue": f"(?:{'|'.join(q.value for q in Queue)})",
+    "step": "[1-9]",
+    "key": ".+",
+    "node": "[^:@]+@[^:]+",
+    "reply_id": "[0-9a-f-]+",
+}
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -530,6 +554,12 @@ class Keys:
 
     def celery_reply_queue(self, reply_id: str) -> str:
         return self._key("celery_reply_queue", reply_id=reply_id)
+
+    def celery_pidbox_queue(self, node: str) -> str:
+        return self._key("celery_pidbox_queue", node=node)
+
+    def celery_event_queue(self, receiver_id: str) -> str:
+        return self._key("celery_event_queue", receiver_id=receiver_id)
 
     # -- the bus (bus/) -------------------------------------------------------------------------
 

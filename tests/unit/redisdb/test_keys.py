@@ -64,6 +64,8 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("celery_unacked_index", {}, "tr:unacked_index"),
     ("celery_unacked_mutex", {}, "tr:unacked_mutex"),
     ("celery_reply_queue", {"reply_id": "9f2c"}, "tr:9f2c.reply.celery.pidbox"),
+    ("celery_pidbox_queue", {"node": "w1@host"}, "tr:w1@host.celery.pidbox"),
+    ("celery_event_queue", {"receiver_id": "3a7b"}, "tr:celeryev.3a7b"),
 ]
 
 
