@@ -11,6 +11,7 @@ import pytest
 from selenium import webdriver
 
 from tests.e2e.browser import DashboardProcess, browser_missing, chromium
+from tests.jobenv import PLUGINS
 from tests.jobhelpers import WorkerProcess, seed_candles, settings_env, wait_all
 from tests.redishelpers import RedisPair, free_port
 from traderunner.config import Settings
@@ -79,6 +80,7 @@ def world(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> It
         dashboard_login_user_limit=USER_LIMIT,
         dashboard_login_address_limit=500,
         dashboard_login_window=120,
+        strategy_path=str(PLUGINS),  # the counting strategy holds, for jobs that take a while
     )
     with Store.connect(settings.resolved_store_url) as store:
         seed_candles(store, SYMBOLS, days=5)
