@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -112,8 +113,13 @@ def world(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="module")
-def browser(world: World) -> Iterator[webdriver.Chrome]:
-    with chromium() as driver:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(world: World, downloads: Path) -> Iterator[webdriver.Chrome]:
+    with chromium(downloads=downloads) as driver:
         yield driver
 
 

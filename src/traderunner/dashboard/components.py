@@ -156,7 +156,7 @@ def figure_layout(fig: go.Figure, *, height: int = 260, legend: bool = True) -> 
         font={"color": TEXT, "size": 12},
         showlegend=legend,
         legend={"orientation": "h", "y": 1.12, "x": 0, "bgcolor": "rgba(0,0,0,0)"},
-        hoverlabel={"bgcolor": PANEL, "bordercolor": BORDER},
+        hoverlabel={"bgcolor": PANEL, "bordercolor": BORDER, "font": {"color": TEXT}},
     )
     fig.update_xaxes(gridcolor=BORDER, zerolinecolor=BORDER, linecolor=BORDER)
     fig.update_yaxes(gridcolor=BORDER, zerolinecolor=BORDER, linecolor=BORDER)
@@ -205,3 +205,36 @@ def window_name(seconds: int) -> str:
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+#: More gaps than this and the axis keeps its gaps (each break costs Plotly time to draw).
+MAX_BREAKS = 800
+
+
+def session_breaks(index: Any) -> list[dict[str, Any]]:
+    """Plotly ``rangebreaks`` hiding the nights, weekends and holidays between bars.
+
+    A gap is a step between two bars longer than three times the usual step (the median), so
+    the hidden ranges come from the data itself, whatever the market's hours or time zone.
+    """
+    import numpy as np
+    import pandas as pd
+
+    stamps = pd.DatetimeIndex(index)
+    if len(stamps) < 3:
+        return []
+    ns = stamps.asi8
+    steps = np.diff(ns)
+    usual = int(np.median(steps))
+    gaps = np.flatnonzero(steps > 3 * usual)
+    if not len(gaps) or len(gaps) > MAX_BREAKS:
+        return []
+    return [
+        {
+            "bounds": [
+                pd.Timestamp(int(ns[i] + usual), tz="UTC").isoformat(),
+                pd.Timestamp(int(ns[i + 1]), tz="UTC").isoformat(),
+            ]
+        }
+        for i in gaps
+    ]

@@ -34,13 +34,13 @@ class Page:
 
 
 def all_pages() -> tuple[Page, ...]:
-    from traderunner.dashboard.pages import backtests, coming, data, system
+    from traderunner.dashboard.pages import backtests, coming, compare, data, runs, sweeps, system
 
     return (
         backtests.PAGE,
-        coming.RUNS,
-        coming.COMPARE,
-        coming.SWEEPS,
+        runs.PAGE,
+        compare.PAGE,
+        sweeps.PAGE,
         data.PAGE,
         coming.LIVE,
         system.PAGE,
