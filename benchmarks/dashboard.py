@@ -200,7 +200,7 @@ def measure(rounds: int) -> dict[str, Any]:
             },
             "login_page": summary(login_times),
             "pages": {
-                page: {kind: summary(values) for kind, values in kinds.items()}
+                page: {kind: summary(values) for kind, values in kinds.items() if values}
                 for page, kinds in timings.items()
             },
             "submit_to_chart": summary(submit_times),
@@ -230,7 +230,9 @@ def _seed_runs(settings: Any, worker: Any) -> tuple[list[str], str]:
     with JobClient.open(settings) as client:
         ids = [
             client.submit(
-                BacktestSpec("sma_cross", (SYMBOLS[i % 3],), "M5", params={"fast": 5 + i}),
+                BacktestSpec(
+                    "sma_cross", (SYMBOLS[i % 3],), "M5", params={"fast": 5 + i, "slow": 100}
+                ),
                 owner="bench",
             ).id
             for i in range(OPENED)
@@ -288,7 +290,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for page, kinds in result["pages"].items():
         cells = [
-            f"{kinds[k]['p50_ms']:.0f} / {kinds[k]['p99_ms']:.0f} ms"
+            f"{kinds[k]['p50_ms']:.0f} / {kinds[k]['p99_ms']:.0f} ms" if k in kinds else "—"
             for k in ("load_shown", "load_complete", "nav_shown", "nav_complete")
         ]
         lines.append(f"| {page} | " + " | ".join(cells) + " |")

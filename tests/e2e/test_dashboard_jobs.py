@@ -296,7 +296,7 @@ def test_restart_the_dashboard_mid_job_and_find_it_still_progressing(
         )
     )
     _type(_param(driver, "sw", "job"), "1:8")
-    _type(_param(driver, "sw", "hold_ms"), "2000")  # 8 chunks of 2 s on one worker process
+    _type(_param(driver, "sw", "hold_ms"), "3000")  # 8 chunks of 3 s on one worker process
     driver.find_element(By.ID, "sw-submit").click()
     sweep_id = _queued_id(driver, "sw")
     assert len(client.children(sweep_id)) == 8
@@ -315,7 +315,7 @@ def test_restart_the_dashboard_mid_job_and_find_it_still_progressing(
     world.dashboard.start()
     # The same browser, its session in Redis: the page comes back with the job still going.
     driver.get(f"{world.url}/sweeps/{sweep_id}")
-    wait_for(driver, "#sweep-chunks .chunk.state-succeeded")
+    wait_for(driver, "#sweep-chunks .chunk.state-succeeded", timeout=60)
     shown = int(driver.find_element(By.ID, "sweep-chunks-done").text.split()[-3])
     assert shown >= at_restart
     screenshot(driver, "sweep-after-restart")
@@ -323,3 +323,20 @@ def test_restart_the_dashboard_mid_job_and_find_it_still_progressing(
     assert done() == 8 and at_restart < 8
     assert client.status(sweep_id).state is JobState.SUCCEEDED
     screenshot(driver, "sweep-line")
+
+
+def test_a_user_sees_only_their_own_jobs_and_runs(
+    driver: webdriver.Chrome, world: World, two_backtests: list[str]
+) -> None:
+    log_in(driver, world.url, "lim", PASSWORD)  # not an admin; ana owns every job here
+    driver.get(f"{world.url}/backtests")
+    wait_for(driver, "#bt-jobs .empty")
+    assert "No jobs yet" in driver.find_element(By.ID, "bt-jobs").text
+    assert not driver.find_elements(By.CSS_SELECTOR, ".job-row")
+    driver.get(f"{world.url}/runs")
+    wait_for(driver, "#page-runs .empty")
+    driver.get(f"{world.url}/runs/{two_backtests[0]}")
+    wait_for(driver, "#page-run")
+    text = driver.find_element(By.ID, "page-run").text
+    assert "Not yours" in text and "belongs to 'ana'" in text
+    assert not driver.find_elements(By.ID, "run-equity")

@@ -38,32 +38,34 @@ _COLUMNS: list[dict[str, Any]] = [
     {
         "field": "created",
         "headerName": "saved (UTC)",
-        "minWidth": 150,
+        "minWidth": 185,
         "sort": "desc",
         "checkboxSelection": True,
         "headerCheckboxSelection": True,
     },
     {"field": "name", "minWidth": 110},
-    {"field": "kind", "maxWidth": 110},
-    {"field": "strategy", "minWidth": 130},
-    {"field": "params", "minWidth": 160},
-    {"field": "symbols", "minWidth": 110},
-    {"field": "timeframe", "headerName": "tf", "maxWidth": 80},
-    {"field": "owner", "maxWidth": 110},
+    {"field": "kind", "minWidth": 105, "maxWidth": 115},
+    {"field": "strategy", "minWidth": 120},
+    {"field": "params", "minWidth": 150},
+    {"field": "symbols", "minWidth": 105},
+    {"field": "timeframe", "headerName": "tf", "minWidth": 70, "maxWidth": 80},
+    {"field": "owner", "minWidth": 90, "maxWidth": 120},
     {
         "field": "total_return",
         "headerName": "return",
         "type": "numericColumn",
         "valueFormatter": _PCT,
+        "minWidth": 100,
     },
-    {"field": "sharpe", "type": "numericColumn", "valueFormatter": _NUM},
+    {"field": "sharpe", "type": "numericColumn", "valueFormatter": _NUM, "minWidth": 100},
     {
         "field": "max_drawdown",
         "headerName": "max DD",
         "type": "numericColumn",
         "valueFormatter": _PCT,
+        "minWidth": 105,
     },
-    {"field": "trades", "type": "numericColumn", "maxWidth": 100},
+    {"field": "trades", "type": "numericColumn", "minWidth": 95},
 ]
 
 
@@ -486,10 +488,12 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         Output("run-pending", "children"),
         Input("run-pending-tick", "n_intervals"),
         State("run-pending-id", "data"),
+        State("url", "pathname"),
         prevent_initial_call=True,
     )
-    def follow(_: int, job_id: str | None) -> Any:
-        if not job_id:
+    def follow(_: int, job_id: str | None, path: str | None) -> Any:
+        # Only while this job's page is shown: never replace a page the user moved on to.
+        if not job_id or not str(path or "").rstrip("/").endswith(job_id):
             return no_update, no_update
         record = ctx.jobs().status(job_id)
         if record.state is JobState.SUCCEEDED and record.kind in (JobKind.BACKTEST, JobKind.SWEEP):

@@ -357,10 +357,12 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         Output("sweep-pending", "children"),
         Input("sweep-pending-tick", "n_intervals"),
         State("sweep-pending-id", "data"),
+        State("url", "pathname"),
         prevent_initial_call=True,
     )
-    def follow(_: int, job_id: str | None) -> Any:
-        if not job_id:
+    def follow(_: int, job_id: str | None, path: str | None) -> Any:
+        # Only while this job's page is shown: never replace a page the user moved on to.
+        if not job_id or not str(path or "").rstrip("/").endswith(job_id):
             return no_update, no_update
         if ctx.jobs().status(job_id).state is JobState.SUCCEEDED:
             return detail(ctx, job_id), no_update
