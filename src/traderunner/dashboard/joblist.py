@@ -71,6 +71,10 @@ def _what(record: JobRecord) -> str:
     spec = record.spec
     symbols = ", ".join(spec.get("symbols") or [])
     name = f" “{spec['name']}”" if spec.get("name") else ""
+    if record.kind is JobKind.SWEEP:
+        from traderunner.reports.text import grid_text
+
+        name = f"{name} {grid_text(spec.get('grid') or {})}"
     return (
         f"{spec.get('strategy', record.kind.value)}{name} · {symbols} · {spec.get('timeframe', '')}"
     )
