@@ -262,7 +262,11 @@ def _submit_to_chart(driver: Any, url: str, rounds: int) -> list[float]:
         driver.find_element(By.ID, "bt-submit").click()
         wait_for(driver, "#bt-queued a", timeout=30, poll=0.005)
         driver.find_element(By.CSS_SELECTOR, "#bt-queued a").click()
-        wait_for(driver, "#run-equity .main-svg", timeout=120, poll=0.005)
+        try:
+            wait_for(driver, "#run-equity .main-svg", timeout=120, poll=0.005)
+        except Exception:
+            driver.save_screenshot(str(RESULTS / "dashboard-submit-failed.png"))
+            raise
         if i:
             out.append(time.perf_counter() - t0)
     return out

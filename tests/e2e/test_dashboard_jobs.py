@@ -340,3 +340,20 @@ def test_a_user_sees_only_their_own_jobs_and_runs(
     text = driver.find_element(By.ID, "page-run").text
     assert "Not yours" in text and "belongs to 'ana'" in text
     assert not driver.find_elements(By.ID, "run-equity")
+
+
+def test_a_job_opened_before_it_ends_turns_into_its_result(
+    driver: webdriver.Chrome, world: World, client: JobClient
+) -> None:
+    from traderunner.jobs.spec import BacktestSpec
+
+    log_in(driver, world.url, "ana", PASSWORD)
+    job = client.submit(
+        BacktestSpec("counting", ("AAA",), "M5", params={"hold_ms": 2500}), owner="ana"
+    )
+    driver.get(f"{world.url}/runs/{job.id}")
+    wait_for(driver, "#run-pending-state")
+    assert not client.status(job.id).state.terminal  # the page showed the job, not its result
+    screenshot(driver, "run-pending")
+    wait_for(driver, "#run-equity .main-svg", timeout=60)
+    assert client.status(job.id).state is JobState.SUCCEEDED

@@ -44,7 +44,7 @@ def _figure(views: list[rm.RunView]) -> go.Figure:
         shown = curve.iloc[::step] / start
         fig.add_trace(
             go.Scatter(
-                x=shown.index,
+                x=ui.times(shown.index),
                 y=shown.to_numpy(),
                 mode="lines",
                 name=f"{view.record.id[:8]} {_label(view.record)}"[:70],

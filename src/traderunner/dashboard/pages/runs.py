@@ -167,7 +167,7 @@ def equity_figure(view: rm.RunView) -> go.Figure:
         shown = curve.iloc[::step]
         fig.add_trace(
             go.Scatter(
-                x=shown.index,
+                x=ui.times(shown.index),
                 y=shown.to_numpy(),
                 name="equity",
                 mode="lines",
@@ -179,7 +179,7 @@ def equity_figure(view: rm.RunView) -> go.Figure:
         down = drawdown(curve).iloc[::step] * 100
         fig.add_trace(
             go.Scatter(
-                x=down.index,
+                x=ui.times(down.index),
                 y=down.to_numpy(),
                 name="drawdown %",
                 mode="lines",
@@ -202,7 +202,7 @@ def price_figure(candles: rm.Candles | None, trades: Any) -> go.Figure:
     if candles is not None:
         fig.add_trace(
             go.Candlestick(
-                x=candles.ts,
+                x=ui.times(candles.ts),
                 open=candles.open,
                 high=candles.high,
                 low=candles.low,
@@ -215,38 +215,41 @@ def price_figure(candles: rm.Candles | None, trades: Any) -> go.Figure:
         if trades is not None and len(trades) and "symbol" in trades:
             mine = trades[trades["symbol"].astype(str) == candles.symbol]
             if len(mine):
-                size = mine["size"].astype(float)
-                pnl = mine["pnl"].astype(float)
+                import numpy as np
+
+                size = mine["size"].astype(float).to_numpy()
+                pnl = mine["pnl"].astype(float).to_numpy()
+                long = size >= 0
                 fig.add_trace(
                     go.Scatter(
-                        x=mine["entry_time"],
+                        x=ui.times(mine["entry_time"]),
                         y=mine["entry_price"],
                         mode="markers",
                         name="entry",
                         marker={
-                            "symbol": ["triangle-up" if s >= 0 else "triangle-down" for s in size],
+                            "symbol": np.where(long, "triangle-up", "triangle-down"),
                             "size": 11,
                             "color": ui.ACCENT,
                             "line": {"color": "#ffffff", "width": 1},
                         },
-                        text=["long" if s >= 0 else "short" for s in size],
+                        text=np.where(long, "long", "short"),
                         hovertemplate="%{text} entry %{y:.4f}<extra></extra>",
                     )
                 )
                 fig.add_trace(
                     go.Scatter(
-                        x=mine["exit_time"],
+                        x=ui.times(mine["exit_time"]),
                         y=mine["exit_price"],
                         mode="markers",
                         name="exit",
                         marker={
                             "symbol": "x",
                             "size": 10,
-                            "color": [ui.GOOD if p >= 0 else ui.BAD for p in pnl],
+                            "color": np.where(pnl >= 0, ui.GOOD, ui.BAD),
                             "line": {"color": "#ffffff", "width": 0.5},
                         },
-                        text=[f"pnl {p:,.2f}" for p in pnl],
-                        hovertemplate="exit %{y:.4f}, %{text}<extra></extra>",
+                        customdata=pnl,
+                        hovertemplate="exit %{y:.4f}, pnl %{customdata:,.2f}<extra></extra>",
                     )
                 )
         fig.update_xaxes(rangebreaks=ui.session_breaks(candles.ts))
@@ -410,6 +413,34 @@ def _pending(ctx: DashboardContext, job_id: str) -> Any:
             dcc.Store(id="run-pending-id", data=record.id),
             dcc.Interval(id="run-pending-tick", interval=PENDING_MS),
             html.Div(_progress(record), id="run-pending"),
+            ui.card(
+                "The job",
+                ui.facts(
+                    [
+                        ("parameters", params_text(record.spec.get("params") or {})),
+                        (
+                            "period",
+                            f"{record.spec.get('start') or 'start'} .. "
+                            f"{record.spec.get('end') or 'end'}",
+                        ),
+                        (
+                            "options",
+                            ", ".join(
+                                f"{k}={v}" for k, v in (record.spec.get("options") or {}).items()
+                            )
+                            or "defaults",
+                        ),
+                        ("owner", record.owner or "—"),
+                        ("queue", f"{record.queue.value} (priority {record.priority})"),
+                        (
+                            "queued at",
+                            f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC"
+                            if record.created_at
+                            else "—",
+                        ),
+                    ]
+                ),
+            ),
         ],
         className="page",
         id="page-run",
