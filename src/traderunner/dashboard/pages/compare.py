@@ -40,7 +40,7 @@ def _figure(views: list[rm.RunView]) -> go.Figure:
             continue
         curve = equity.set_index("ts")["equity"]
         start = float(view.record.metrics.get("start_value") or curve.iloc[0] or 1.0)
-        step = max(1, len(curve) // 3000)
+        step = max(1, len(curve) // 1500)
         shown = curve.iloc[::step] / start
         fig.add_trace(
             go.Scatter(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 
 from traderunner.dashboard import components as ui
@@ -28,7 +27,9 @@ if TYPE_CHECKING:
 
     from traderunner.dashboard.context import DashboardContext
 
-PENDING_MS = 400
+PENDING_MS = 250
+#: An equity curve is drawn with about this many points (a chart is about 1,100 px wide).
+CURVE_POINTS = 1500
 
 # -- the listing -------------------------------------------------------------------------------
 
@@ -152,109 +153,121 @@ def _kpis(view: rm.RunView) -> list[Any]:
     return out
 
 
-def equity_figure(view: rm.RunView) -> go.Figure:
-    from plotly.subplots import make_subplots
-
+def equity_figure(view: rm.RunView) -> dict[str, Any]:
+    """Equity over its drawdown on one time axis (built as a dict: see ``ui.plain_layout``)."""
     from traderunner.reports.figures import drawdown
 
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.68, 0.32]
-    )
+    data: list[dict[str, Any]] = []
+    breaks: list[dict[str, Any]] = []
     equity = view.frames.get("equity")
     if equity is not None and len(equity):
         curve = equity.set_index("ts")["equity"]
-        step = max(1, len(curve) // 4000)  # enough points for the eye, few for the browser
+        step = max(1, len(curve) // CURVE_POINTS)  # enough for the eye, few for the browser
         shown = curve.iloc[::step]
-        fig.add_trace(
-            go.Scatter(
-                x=ui.times(shown.index),
-                y=shown.to_numpy(),
-                name="equity",
-                mode="lines",
-                line={"color": ui.ACCENT, "width": 1.6},
-            ),
-            1,
-            1,
-        )
         down = drawdown(curve).iloc[::step] * 100
-        fig.add_trace(
-            go.Scatter(
-                x=ui.times(down.index),
-                y=down.to_numpy(),
-                name="drawdown %",
-                mode="lines",
-                fill="tozeroy",
-                line={"color": ui.BAD, "width": 1},
-                fillcolor="rgba(248, 81, 73, 0.25)",
-            ),
-            2,
-            1,
-        )
-        fig.update_xaxes(rangebreaks=ui.session_breaks(curve.index))
-    fig.update_yaxes(title_text="equity", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown %", row=2, col=1)
-    fig.update_layout(hovermode="x unified")
-    return ui.figure_layout(fig, height=380)
+        x = ui.times(shown.index)
+        breaks = ui.session_breaks(curve.index)
+        data = [
+            {
+                "type": "scatter",
+                "x": x,
+                "y": shown.to_numpy(),
+                "name": "equity",
+                "mode": "lines",
+                "line": {"color": ui.ACCENT, "width": 1.6},
+                "xaxis": "x",
+                "yaxis": "y",
+            },
+            {
+                "type": "scatter",
+                "x": x,
+                "y": down.to_numpy(),
+                "name": "drawdown %",
+                "mode": "lines",
+                "fill": "tozeroy",
+                "line": {"color": ui.BAD, "width": 1},
+                "fillcolor": "rgba(248, 81, 73, 0.25)",
+                "xaxis": "x2",
+                "yaxis": "y2",
+            },
+        ]
+    layout = ui.plain_layout(
+        height=380,
+        axes=("xaxis", "yaxis", "xaxis2", "yaxis2"),
+        hovermode="x unified",
+        xaxis={"anchor": "y", "matches": "x2", "showticklabels": False, "rangebreaks": breaks},
+        xaxis2={"anchor": "y2", "rangebreaks": breaks},
+        yaxis={"domain": [0.36, 1.0], "title": {"text": "equity"}},
+        yaxis2={"domain": [0.0, 0.3], "title": {"text": "drawdown %"}},
+    )
+    return {"data": data, "layout": layout}
 
 
-def price_figure(candles: rm.Candles | None, trades: Any) -> go.Figure:
-    fig = go.Figure()
+def price_figure(candles: rm.Candles | None, trades: Any) -> dict[str, Any]:
+    """Candles of one symbol with its trades on them (built as a dict)."""
+    import numpy as np
+
+    data: list[dict[str, Any]] = []
+    breaks: list[dict[str, Any]] = []
     if candles is not None:
-        fig.add_trace(
-            go.Candlestick(
-                x=ui.times(candles.ts),
-                open=candles.open,
-                high=candles.high,
-                low=candles.low,
-                close=candles.close,
-                name=candles.symbol,
-                increasing={"line": {"color": ui.GOOD, "width": 1}},
-                decreasing={"line": {"color": ui.BAD, "width": 1}},
-            )
+        breaks = ui.session_breaks(candles.ts)
+        data.append(
+            {
+                "type": "candlestick",
+                "x": ui.times(candles.ts),
+                "open": candles.open,
+                "high": candles.high,
+                "low": candles.low,
+                "close": candles.close,
+                "name": candles.symbol,
+                "increasing": {"line": {"color": ui.GOOD, "width": 1}},
+                "decreasing": {"line": {"color": ui.BAD, "width": 1}},
+            }
         )
         if trades is not None and len(trades) and "symbol" in trades:
             mine = trades[trades["symbol"].astype(str) == candles.symbol]
             if len(mine):
-                import numpy as np
-
                 size = mine["size"].astype(float).to_numpy()
                 pnl = mine["pnl"].astype(float).to_numpy()
                 long = size >= 0
-                fig.add_trace(
-                    go.Scatter(
-                        x=ui.times(mine["entry_time"]),
-                        y=mine["entry_price"],
-                        mode="markers",
-                        name="entry",
-                        marker={
+                data.append(
+                    {
+                        "type": "scatter",
+                        "x": ui.times(mine["entry_time"]),
+                        "y": mine["entry_price"].astype(float).to_numpy(),
+                        "mode": "markers",
+                        "name": "entry",
+                        "marker": {
                             "symbol": np.where(long, "triangle-up", "triangle-down"),
                             "size": 11,
                             "color": ui.ACCENT,
                             "line": {"color": "#ffffff", "width": 1},
                         },
-                        text=np.where(long, "long", "short"),
-                        hovertemplate="%{text} entry %{y:.4f}<extra></extra>",
-                    )
+                        "text": np.where(long, "long", "short"),
+                        "hovertemplate": "%{text} entry %{y:.4f}<extra></extra>",
+                    }
                 )
-                fig.add_trace(
-                    go.Scatter(
-                        x=ui.times(mine["exit_time"]),
-                        y=mine["exit_price"],
-                        mode="markers",
-                        name="exit",
-                        marker={
+                data.append(
+                    {
+                        "type": "scatter",
+                        "x": ui.times(mine["exit_time"]),
+                        "y": mine["exit_price"].astype(float).to_numpy(),
+                        "mode": "markers",
+                        "name": "exit",
+                        "marker": {
                             "symbol": "x",
                             "size": 10,
                             "color": np.where(pnl >= 0, ui.GOOD, ui.BAD),
                             "line": {"color": "#ffffff", "width": 0.5},
                         },
-                        customdata=pnl,
-                        hovertemplate="exit %{y:.4f}, pnl %{customdata:,.2f}<extra></extra>",
-                    )
+                        "customdata": pnl,
+                        "hovertemplate": "exit %{y:.4f}, pnl %{customdata:,.2f}<extra></extra>",
+                    }
                 )
-        fig.update_xaxes(rangebreaks=ui.session_breaks(candles.ts))
-    fig.update_layout(xaxis_rangeslider_visible=False)
-    return ui.figure_layout(fig, height=420)
+    layout = ui.plain_layout(
+        height=420, xaxis={"rangeslider": {"visible": False}, "rangebreaks": breaks}
+    )
+    return {"data": data, "layout": layout}
 
 
 _TRADE_COLUMNS: list[dict[str, Any]] = [
@@ -495,10 +508,14 @@ def detail(ctx: DashboardContext, run_id: str) -> Any:
     )
 
 
-def _view(ctx: DashboardContext, run_id: str | None) -> rm.RunView | None:
+def _view(
+    ctx: DashboardContext, run_id: str | None, tables: tuple[str, ...] | None = ("equity",)
+) -> rm.RunView | None:
     if not run_id:
         return None
-    return rm.open_run(ctx.store, run_id, user=current_user(), admin=current_is_admin())
+    return rm.open_run(
+        ctx.store, run_id, user=current_user(), admin=current_is_admin(), tables=tables
+    )
 
 
 def register(app: Dash, ctx: DashboardContext) -> None:
@@ -571,7 +588,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
     def download_report(clicks: int, run_id: str | None) -> Any:
         from traderunner.reports.run import backtest_report
 
-        view = _view(ctx, run_id) if clicks else None
+        view = _view(ctx, run_id, tables=None) if clicks else None
         if view is None:
             return no_update
         return {

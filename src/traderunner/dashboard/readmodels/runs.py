@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from traderunner.store import Store
 
 #: The candlestick chart shows at most this many candles (consecutive bars are merged).
-MAX_CANDLES = 1500
+MAX_CANDLES = 600
 #: The runs listing reads this many of the newest runs (the grid pages and filters them).
 LIST_LIMIT = 500
 #: Headline metrics, in card order: (name, label).
@@ -84,8 +84,20 @@ class RunView:
         return {s: v.get("metrics") or {} for s, v in (self.doc.get("per_symbol") or {}).items()}
 
 
-def open_run(store: Store, run_id: str, *, user: str, admin: bool) -> RunView | None:
-    """The run with this id (or unique prefix), checked for the reader; None when there is none."""
+def open_run(
+    store: Store,
+    run_id: str,
+    *,
+    user: str,
+    admin: bool,
+    tables: tuple[str, ...] | None = ("equity",),
+    document: bool = True,
+) -> RunView | None:
+    """The run with this id (or unique prefix), checked for the reader; None when there is none.
+
+    ``tables`` names the stored tables to read (None: all, as the HTML report needs: the page
+    draws its prices from the stored candles); ``document=False`` skips the trade list and the
+    rest of the run's document (Compare needs only the curve)."""
     from traderunner.reports.run import trades_frame
 
     try:
@@ -96,8 +108,8 @@ def open_run(store: Store, run_id: str, *, user: str, admin: bool) -> RunView | 
     if record is None:
         return None
     check_reader(record, user, admin)
-    doc = store.runs.document(rid) or {}
-    frames = store.runs.frames(rid) if record.kind is RunKind.BACKTEST else {}
+    doc = (store.runs.document(rid) or {}) if document else {}
+    frames = store.runs.frames(rid, tables) if record.kind is RunKind.BACKTEST else {}
     return RunView(record, doc, frames, trades_frame(doc.get("trade_list") or []))
 
 
@@ -133,7 +145,7 @@ def equity_curves(store: Store, run_ids: list[str], *, user: str, admin: bool) -
     out = []
     for rid in run_ids:
         try:
-            view = open_run(store, rid, user=user, admin=admin)
+            view = open_run(store, rid, user=user, admin=admin, document=False)
         except PermissionDeniedError:
             continue
         if view is not None and view.record.kind is RunKind.BACKTEST:
