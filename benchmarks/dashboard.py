@@ -16,8 +16,14 @@ Each round visits every page in turn, so no page is measured in a warm loop of i
 The System page's worker list is its own callback, answered from the process's worker watch
 (one Celery broadcast every 5 s while a System page is open): *shown* is the page without it,
 *complete* with it.
-Memory: RSS and PSS (``/proc/PID/smaps_rollup``) of the dashboard process idle after start, and
-after every page load of the run.
+Detail pages (a run, two runs compared, a sweep) are loaded by their URL only.
+
+**Submit to chart**: on the Backtests page, a click on "Queue backtest" (the form's defaults:
+sma_cross on AAPL, its whole year of M5 bars) then on the "open" link of the queued job, until
+the run's equity chart is drawn; one worker (concurrency 1) runs the jobs.
+
+Memory: RSS and PSS (``/proc/PID/smaps_rollup``) of the dashboard process idle after start,
+after every page load of the run, and after 50 results opened one after another.
 """
 
 from __future__ import annotations
@@ -44,13 +50,22 @@ PASSWORD = "benchmark-password"
 SYMBOLS = ("AAPL", "MSFT", "TSLA")
 TRADING_DAYS = 250  # about one year of M5 bars per symbol
 
-#: page -> (link id, CSS of the content that must be visible for "shown")
-PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "backtests": ("nav-backtests", ("#page-backtests",)),
+#: page -> (link id or None, CSS of the content that must be visible for "shown")
+PAGES: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "backtests": ("nav-backtests", ("#bt-submit", "#bt-jobs-table")),
+    "runs": ("nav-runs", ("#runs-grid .ag-row",)),
+    "run": (None, ("#run-equity .main-svg", "#run-price .main-svg", "#run-trades-grid .ag-row")),
+    "compare": ("nav-compare", ("#compare-runs",)),
+    "compare_two": (None, ("#compare-equity .main-svg", "#compare-grid .ag-row")),
+    "sweeps": ("nav-sweeps", ("#sw-submit", "#sw-jobs-table")),
+    "sweep": (None, ("#sweep-heatmap .main-svg", "#sweep-top-grid .ag-row")),
     "data": ("nav-data", ("#data-series-grid .ag-row", "#data-counts .main-svg")),
     "system": ("nav-system", ("#system-servers .card", "#system-ops .main-svg")),
 }
-PATHS = {"backtests": "/backtests", "data": "/data", "system": "/system"}
+#: Results opened one after another for the memory figure.
+OPENED = 50
+#: Submit-to-chart rounds (one-symbol, one-year M5 backtests through the form).
+SUBMITS = 10
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -101,6 +116,18 @@ def measure(rounds: int) -> dict[str, Any]:
             bars = sum(s.count for s in store.candles.list_series())
             Accounts(store).add("bench", PASSWORD, admin=True)
         worker = WorkerProcess(settings, root / "logs", concurrency=1).start()
+        run_ids, sweep_id = _seed_runs(settings, worker)
+        paths = {
+            "backtests": "/backtests",
+            "runs": "/runs",
+            "run": f"/runs/{run_ids[0]}",
+            "compare": "/compare",
+            "compare_two": f"/compare/{run_ids[0]},{run_ids[1]}",
+            "sweeps": "/sweeps",
+            "sweep": f"/sweeps/{sweep_id}",
+            "data": "/data",
+            "system": "/system",
+        }
         env = settings_env(settings)
         # Every round logs in again from 127.0.0.1: lift the per-address limit for the run.
         env["TRADERUNNER_DASHBOARD_LOGIN_ADDRESS_LIMIT"] = "100000"
@@ -139,15 +166,21 @@ def measure(rounds: int) -> dict[str, Any]:
                 wait_idle(driver)
                 keep = page_round > 0
                 for page in PAGES:
-                    url = dashboard.url + PATHS[page]
+                    url = dashboard.url + paths[page]
                     timed(page, "load", lambda url=url: driver.get(url), keep)
-                order = list(PAGES)
+                order = [p for p in PAGES if PAGES[p][0]]
                 for page in order[1:] + order[:1]:  # from another page to each, by its link
-                    link = PAGES[page][0]
+                    link = str(PAGES[page][0])
                     click = lambda link=link: driver.find_element(By.ID, link).click()  # noqa: E731
                     timed(page, "nav", click, keep)
-        after = memory(dashboard.proc.pid)
-        loads = rounds * len(PAGES) * 2
+            after_pages = memory(dashboard.proc.pid)
+            submit_times = _submit_to_chart(driver, dashboard.url, SUBMITS)
+            for rid in run_ids[:OPENED]:
+                driver.get(f"{dashboard.url}/runs/{rid}")
+                for css in PAGES["run"][1]:
+                    wait_for(driver, css, timeout=30)
+            after_opened = memory(dashboard.proc.pid)
+        loads = rounds * (len(PAGES) + len(order))
         return {
             "machine": machine_info(("traderunner", "dash", "dash-ag-grid", "plotly", "selenium")),
             "setup": {
@@ -155,6 +188,8 @@ def measure(rounds: int) -> dict[str, Any]:
                 "symbols": list(SYMBOLS),
                 "bars_in_store": bars,
                 "workers": 1,
+                "submit_to_chart": "sma_cross on AAPL, all of its one year of M5 bars, "
+                f"{SUBMITS} times through the form",
                 "browser": "Debian chromium, headless, 1440x1000",
                 "server": "waitress, 8 threads",
                 # The machine is shared: a load far above its CPU count slows every figure.
@@ -165,10 +200,15 @@ def measure(rounds: int) -> dict[str, Any]:
             },
             "login_page": summary(login_times),
             "pages": {
-                page: {kind: summary(values) for kind, values in kinds.items()}
+                page: {kind: summary(values) for kind, values in kinds.items() if values}
                 for page, kinds in timings.items()
             },
-            "memory": {"idle": idle, f"after_{loads}_page_loads": after},
+            "submit_to_chart": summary(submit_times),
+            "memory": {
+                "idle": idle,
+                f"after_{loads}_page_loads": after_pages,
+                f"after_{OPENED}_results_opened": after_opened,
+            },
         }
     finally:
         if dashboard is not None:
@@ -177,6 +217,59 @@ def measure(rounds: int) -> dict[str, Any]:
             worker.stop()
         pair.durable.stop()
         pair.cache.stop()
+
+
+def _seed_runs(settings: Any, worker: Any) -> tuple[list[str], str]:
+    """OPENED finished backtests (one symbol, one year of M5, different parameters) and a
+    finished 4x4 sweep, queued through the job client and run by the worker."""
+    from tests.jobhelpers import wait_all
+
+    from traderunner.jobs.client import JobClient
+    from traderunner.jobs.spec import BacktestSpec, SweepSpec
+
+    with JobClient.open(settings) as client:
+        ids = [
+            client.submit(
+                BacktestSpec(
+                    "sma_cross", (SYMBOLS[i % 3],), "M5", params={"fast": 5 + i, "slow": 100}
+                ),
+                owner="bench",
+            ).id
+            for i in range(OPENED)
+        ]
+        sweep = client.submit(
+            SweepSpec("sma_cross", ("AAPL",), {"fast": [5, 10, 15, 20], "slow": [30, 50, 80, 120]}),
+            owner="bench",
+        ).id
+        states = wait_all(client, [*ids, sweep], timeout=900, worker=worker)
+        if any(s.value != "succeeded" for s in states.values()):
+            raise RuntimeError(f"seeding jobs failed: {states}")
+    return ids, sweep
+
+
+def _submit_to_chart(driver: Any, url: str, rounds: int) -> list[float]:
+    """Click "Queue backtest" (the form's defaults: sma_cross on the first symbol, AAPL, all
+    its bars), follow the "open" link, until the run's equity chart is drawn."""
+    from selenium.webdriver.common.by import By
+    from tests.e2e.browser import wait_for, wait_idle
+
+    out = []
+    for i in range(rounds + 1):  # the first is a warm-up
+        driver.get(f"{url}/backtests")
+        wait_for(driver, "#bt-submit")
+        wait_idle(driver)
+        t0 = time.perf_counter()
+        driver.find_element(By.ID, "bt-submit").click()
+        wait_for(driver, "#bt-queued a", timeout=30, poll=0.005)
+        driver.find_element(By.CSS_SELECTOR, "#bt-queued a").click()
+        try:
+            wait_for(driver, "#run-equity .main-svg", timeout=120, poll=0.005)
+        except Exception:
+            driver.save_screenshot(str(RESULTS / "dashboard-submit-failed.png"))
+            raise
+        if i:
+            out.append(time.perf_counter() - t0)
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -201,13 +294,18 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for page, kinds in result["pages"].items():
         cells = [
-            f"{kinds[k]['p50_ms']:.0f} / {kinds[k]['p99_ms']:.0f} ms"
+            f"{kinds[k]['p50_ms']:.0f} / {kinds[k]['p99_ms']:.0f} ms" if k in kinds else "—"
             for k in ("load_shown", "load_complete", "nav_shown", "nav_complete")
         ]
         lines.append(f"| {page} | " + " | ".join(cells) + " |")
     login = result["login_page"]
+    submit = result["submit_to_chart"]
     lines += [
         f"| login page (GET /login) | {login['p50_ms']:.0f} / {login['p99_ms']:.0f} ms | | | |",
+        "",
+        f"Submit to chart ({setup['submit_to_chart']}; one worker): "
+        f"p50 {submit['p50_ms']:.0f} ms, p99 {submit['p99_ms']:.0f} ms "
+        f"(min {submit['min_ms']:.0f}, max {submit['max_ms']:.0f}, n={submit['n']}).",
         "",
         "| dashboard process memory | RSS | PSS |",
         "|---|---|---|",

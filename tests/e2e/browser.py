@@ -57,10 +57,18 @@ def browser_missing() -> str:
 
 
 @contextlib.contextmanager
-def chromium(*, width: int = WINDOW[0], height: int = WINDOW[1]) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium with a fresh profile, closed (profile removed) on exit."""
+def chromium(
+    *, width: int = WINDOW[0], height: int = WINDOW[1], downloads: Path | None = None
+) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a fresh profile, closed (profile removed) on exit; files it
+    downloads go to ``downloads`` when given."""
     profile = tempfile.mkdtemp(prefix="traderunner-chromium-")
     options = webdriver.ChromeOptions()
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs",
+            {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+        )
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)

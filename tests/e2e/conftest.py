@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
 
 from tests.e2e.browser import DashboardProcess, browser_missing, chromium
+from tests.jobenv import PLUGINS
 from tests.jobhelpers import WorkerProcess, seed_candles, settings_env, wait_all
 from tests.redishelpers import RedisPair, free_port
 from traderunner.config import Settings
@@ -79,6 +81,7 @@ def world(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> It
         dashboard_login_user_limit=USER_LIMIT,
         dashboard_login_address_limit=500,
         dashboard_login_window=120,
+        strategy_path=str(PLUGINS),  # the counting strategy holds, for jobs that take a while
     )
     with Store.connect(settings.resolved_store_url) as store:
         seed_candles(store, SYMBOLS, days=5)
@@ -110,8 +113,13 @@ def world(redis_pair: RedisPair, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="module")
-def browser(world: World) -> Iterator[webdriver.Chrome]:
-    with chromium() as driver:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(world: World, downloads: Path) -> Iterator[webdriver.Chrome]:
+    with chromium(downloads=downloads) as driver:
         yield driver
 
 

@@ -18,8 +18,6 @@ import typer
 from traderunner.cli import common, show
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from traderunner.domain.runs import RunRecord
     from traderunner.store import Store
 
@@ -38,8 +36,6 @@ AdminOpt = Annotated[
 ]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-#: The HTML report lists at most this many trades (the CSV has them all).
-MAX_REPORT_TRADES = 5000
 
 
 def parse_duration(text: str, flag: str) -> timedelta:
@@ -217,6 +213,7 @@ def export(
     """Write a run's CSV files (backtest: trades, equity; sweep: rows) and its HTML report."""
     from traderunner.domain.runs import RunKind
     from traderunner.errors import OptionError
+    from traderunner.reports import run as run_report
 
     wanted = {f.strip().lower() for raw in formats or ["csv", "html"] for f in raw.split(",")}
     unknown = sorted(wanted - {"csv", "html"})
@@ -228,23 +225,24 @@ def export(
     stem = record.id[:12]
     written: list[Path] = []
     if record.kind is RunKind.SWEEP:
-        import pandas as pd
-
-        rows = pd.DataFrame(doc.get("rows") or [])
         if "csv" in wanted:
+            import pandas as pd
+
+            rows = pd.DataFrame(doc.get("rows") or [])
             written.append(_write(to / f"{stem}-rows.csv", lambda p: rows.to_csv(p, index=False)))
         if "html" in wanted:
-            page = _sweep_report(record, doc, rows)
+            page = run_report.sweep_report(record, doc)
             written.append(_write(to / f"{stem}-report.html", lambda p: _text(p, page)))
     else:
-        trades = show.trades_frame(doc.get("trade_list") or [])
         equity = frames.get("equity")
         if "csv" in wanted:
-            written.append(_write(to / f"{stem}-trades.csv", lambda p: _trades_csv(doc, trades, p)))
+            trades = run_report.trades_csv(doc)
+            written.append(_write(to / f"{stem}-trades.csv", lambda p: _text(p, trades)))
             if equity is not None:
-                written.append(_write(to / f"{stem}-equity.csv", lambda p: _equity_csv(equity, p)))
+                curve = run_report.equity_csv(equity)
+                written.append(_write(to / f"{stem}-equity.csv", lambda p: _text(p, curve)))
         if "html" in wanted:
-            page = _backtest_report(record, doc, frames, trades)
+            page = run_report.backtest_report(record, doc, frames)
             written.append(_write(to / f"{stem}-report.html", lambda p: _text(p, page)))
     if json_output:
         common.print_json({"result_id": record.id, "files": [str(p) for p in written]})
@@ -261,127 +259,6 @@ def _text(path: Path, text: str) -> None:
 def _write(path: Path, write: Any) -> Path:
     common.write_atomically(path, write)
     return path
-
-
-def _trades_csv(doc: dict[str, Any], trades: pd.DataFrame, path: Path) -> None:
-    import pandas as pd
-
-    # The times as stored (ISO-8601 UTC), one row per trade; no trades still gives the header.
-    records = doc.get("trade_list") or []
-    if records:
-        columns = list(trades.columns)
-    else:
-        from traderunner.engine.result import TRADE_COLUMNS
-
-        columns = list(TRADE_COLUMNS)
-    pd.DataFrame(records, columns=columns).to_csv(path, index=False)
-
-
-def _equity_csv(equity: pd.DataFrame, path: Path) -> None:
-    from traderunner.reports.figures import drawdown
-
-    curve = equity.set_index("ts")["equity"]
-    out = curve.to_frame("equity")
-    out["drawdown"] = drawdown(curve)
-    out.index = out.index.map(lambda t: t.isoformat())
-    out.index.name = "time"
-    out.to_csv(path)
-
-
-def _lines(record: RunRecord, what: str) -> tuple[str, list[str]]:
-    from traderunner.reports.text import settings_text
-
-    named = f' "{record.name}"' if record.name else ""
-    title = f"{what}{named}"
-    where = ", ".join(record.symbols)
-    period = str(record.summary.get("period") or "") or "period not recorded"
-    return title, [f"{where} · {record.timeframe} · {period}", settings_text(record.options)]
-
-
-def _footer(record: RunRecord) -> str:
-    from traderunner import __version__
-
-    return (
-        f"traderunner {__version__} · result {record.id} · {record.origin.value} run by "
-        f"{record.owner or '(unknown)'} · saved {record.created_at.isoformat()}"
-    )
-
-
-def _backtest_report(
-    record: RunRecord, doc: dict[str, Any], frames: dict[str, pd.DataFrame], trades: pd.DataFrame
-) -> str:
-    import pandas as pd
-
-    from traderunner.reports.figures import backtest_figure
-    from traderunner.reports.html import metrics_html, report, table_html
-    from traderunner.reports.text import format_metric, params_text
-
-    title, lines = _lines(record, f"{record.strategy} {params_text(record.params)}")
-    prices = {
-        name.removeprefix("price:"): frame
-        for name, frame in frames.items()
-        if name.startswith("price:")
-    }
-    equity = frames.get("equity", pd.DataFrame({"ts": [], "equity": []}))
-    figure = backtest_figure(equity, prices, trades if len(trades) else None, title=title)
-    per_symbol = {s: v.get("metrics") or {} for s, v in (doc.get("per_symbol") or {}).items()}
-    sections = [("metrics", metrics_html(record.metrics, per_symbol))]
-    if len(trades):
-        shown = trades.tail(MAX_REPORT_TRADES)
-        columns = list(shown.columns)
-        cells = [
-            [
-                format_metric("total_return", v) if c == "return" else _cell(v)
-                for c, v in zip(columns, row, strict=True)
-            ]
-            for row in shown.itertuples(index=False, name=None)
-        ]
-        heading = (
-            f"trades ({len(shown)} of {len(trades)})"
-            if len(shown) < len(trades)
-            else (f"trades ({len(trades)})")
-        )
-        sections.append((heading, table_html(columns, cells)))
-    return report(
-        title=title,
-        lines=lines,
-        figure=figure,
-        sections=sections,
-        synthetic=common.synthetic_symbols(doc.get("sources") or {}),
-        footer=_footer(record),
-    )
-
-
-def _sweep_report(record: RunRecord, doc: dict[str, Any], rows: pd.DataFrame) -> str:
-    from traderunner.reports.figures import sweep_figure
-    from traderunner.reports.html import report, table_html
-    from traderunner.reports.text import format_metric, grid_text
-
-    sort = str(record.summary.get("rank_by") or "sharpe")
-    title, lines = _lines(record, f"sweep {record.strategy} {grid_text(record.params)}")
-    lines.append(f"{len(rows)} combinations ({int(doc.get('skipped') or 0)} skipped as invalid)")
-    figure = sweep_figure(rows, record.params, sort, title=f"{sort} by parameters")
-    payload = show.sweep_payload(doc, sort=sort, top=20)
-    columns = [*record.params, *show.SWEEP_METRICS]
-    cells = [
-        [str(r.get(c, "")) if c in record.params else format_metric(c, r.get(c)) for c in columns]
-        for r in payload["rows"]
-    ]
-    return report(
-        title=title,
-        lines=lines,
-        figure=figure,
-        sections=[(f"top {len(cells)} by {sort}", table_html(columns, cells))],
-        synthetic=common.synthetic_symbols(doc.get("sources") or {}),
-        footer=_footer(record),
-    )
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    stamp = getattr(value, "strftime", None)
-    return stamp("%Y-%m-%d %H:%M") if callable(stamp) else str(value)
 
 
 @results_app.command("delete")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from traderunner.config import Settings
     from traderunner.dashboard.accounts import Accounts, LoginLimits
     from traderunner.dashboard.sessions import SessionStore
+    from traderunner.jobs.client import JobClient
     from traderunner.ratelimit import RateLimiter
     from traderunner.redisdb.connection import RedisClients
     from traderunner.store import Store
@@ -36,6 +37,20 @@ class DashboardContext:
     _celery: Any = field(default=None, repr=False)
     _celery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _workers: Any = field(default=None, repr=False)
+    _jobs: Any = field(default=None, repr=False)
+
+    def jobs(self) -> JobClient:
+        """The one job client of this process (submit, list, cancel, retry), built on first use.
+
+        It shares the context's store; it opens its own connection to the durable Redis (the
+        client checks it) and a publish-only Celery app.
+        """
+        with self._celery_lock:
+            if self._jobs is None:
+                from traderunner.jobs.client import JobClient
+
+                self._jobs = JobClient.open(self.settings, store=self.store)
+            return self._jobs
 
     def celery(self) -> Any:
         """The broadcast-only Celery app for worker inspection, built on first use."""
@@ -74,6 +89,9 @@ class DashboardContext:
         return checks
 
     def close(self) -> None:
+        if self._jobs is not None:
+            with contextlib.suppress(Exception):
+                self._jobs.close()
         if self._workers is not None:
             self._workers.close()
         if self._celery is not None:
@@ -91,7 +109,9 @@ def open_context(settings: Settings) -> DashboardContext:
     from traderunner.ratelimit import limiter_from_settings
     from traderunner.redisdb.connection import open_clients
     from traderunner.store import Store
+    from traderunner.strategies import load_user_strategies
 
+    load_user_strategies(settings.strategy_dirs)  # the forms list the user's strategies too
     clients = open_clients(settings, name="traderunner-dashboard")
     try:
         store = Store.connect(settings.resolved_store_url)

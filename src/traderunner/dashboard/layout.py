@@ -114,6 +114,11 @@ def register_router(app: Dash, pages: Sequence[Page], ctx: DashboardContext) -> 
     def route(pathname: str | None) -> tuple[Any, ...]:
         path = (pathname or "/").rstrip("/") or "/"
         page = by_path.get(path)
+        rest = ""
+        if page is None:
+            head, _, rest = path.lstrip("/").partition("/")
+            found = by_path.get(f"/{head}")
+            page = found if found is not None and found.detail is not None and rest else None
         classes = ["nav-link active" if p is page else "nav-link" for p in pages]
         if page is None:
             content = html.Div(
@@ -124,6 +129,8 @@ def register_router(app: Dash, pages: Sequence[Page], ctx: DashboardContext) -> 
                 className="page",
                 id="page-not-found",
             )
+        elif rest and page.detail is not None:
+            content = page.detail(ctx, rest)
         else:
             content = page.layout(ctx)
         return (content, *classes)

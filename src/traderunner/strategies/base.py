@@ -116,6 +116,29 @@ class ParamSpec:
                 f"parameter {self.name!r} must be {self.type.__name__}, got {raw!r}"
             ) from None
 
+    def check(self, raw: Any) -> Any:
+        """:meth:`parse` ``raw``, then check its choices and bounds; ParameterError otherwise.
+
+        The one-field check (``Params`` construction runs it on every field, then ``check()``
+        for the cross-field rules; a form runs it on each field alone)."""
+        value = self.parse(raw)
+        if self.choices and value not in self.choices:
+            raise ParameterError(
+                f"parameter {self.name!r} must be one of {', '.join(self.choices)}, got {value!r}"
+            )
+        if self.type in (int, float):
+            if self.low is not None and value < self.low:
+                raise ParameterError(
+                    f"parameter {self.name!r}={value} is below its minimum "
+                    f"{_fmt(self.low)} (bounds {self.describe_bounds()})"
+                )
+            if self.high is not None and value > self.high:
+                raise ParameterError(
+                    f"parameter {self.name!r}={value} is above its maximum "
+                    f"{_fmt(self.high)} (bounds {self.describe_bounds()})"
+                )
+        return value
+
 
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -134,26 +157,9 @@ class StrategyParams:
     def __post_init__(self) -> None:
         for spec in type(self).specs():
             value = getattr(self, spec.name)
-            checked = spec.parse(value)
+            checked = spec.check(value)
             if checked != value or type(checked) is not type(value):
                 object.__setattr__(self, spec.name, checked)
-                value = checked
-            if spec.choices and value not in spec.choices:
-                raise ParameterError(
-                    f"parameter {spec.name!r} must be one of {', '.join(spec.choices)}, "
-                    f"got {value!r}"
-                )
-            if spec.type in (int, float):
-                if spec.low is not None and value < spec.low:
-                    raise ParameterError(
-                        f"parameter {spec.name!r}={value} is below its minimum "
-                        f"{_fmt(spec.low)} (bounds {spec.describe_bounds()})"
-                    )
-                if spec.high is not None and value > spec.high:
-                    raise ParameterError(
-                        f"parameter {spec.name!r}={value} is above its maximum "
-                        f"{_fmt(spec.high)} (bounds {spec.describe_bounds()})"
-                    )
         self.check()
 
     def check(self) -> None:

@@ -3,7 +3,8 @@
 A page is one module with a ``PAGE``: its path, its title and glyph for the navigation, a
 ``layout(ctx)`` building its content on each visit, and ``register(app, ctx)`` adding its
 callbacks once. Adding a page is adding a module and a line to :func:`all_pages`; the shell
-(``layout.py``) routes to it and lists it. Every callback sits behind the login wall
+(``layout.py``) routes to it and lists it; a page with ``detail`` also answers every path under
+its own (``/runs/ID``). Every callback sits behind the login wall
 (``web.py``), so pages need no checks of their own.
 """
 
@@ -28,16 +29,18 @@ class Page:
     layout: Callable[[DashboardContext], Any]
     register: Callable[[Dash, DashboardContext], None] | None = None
     aliases: tuple[str, ...] = ()
+    #: ``detail(ctx, rest)`` builds ``{path}/{rest}`` (a run, a sweep, runs to compare).
+    detail: Callable[[DashboardContext, str], Any] | None = None
 
 
 def all_pages() -> tuple[Page, ...]:
-    from traderunner.dashboard.pages import coming, data, system
+    from traderunner.dashboard.pages import backtests, coming, compare, data, runs, sweeps, system
 
     return (
-        coming.BACKTESTS,
-        coming.RUNS,
-        coming.COMPARE,
-        coming.SWEEPS,
+        backtests.PAGE,
+        runs.PAGE,
+        compare.PAGE,
+        sweeps.PAGE,
         data.PAGE,
         coming.LIVE,
         system.PAGE,
