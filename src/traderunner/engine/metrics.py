@@ -53,6 +53,7 @@ Anything undefined (no trades, fewer than two returns, zero volatility) is NaN.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -299,7 +300,7 @@ def _day_scan(ts: IntArray) -> tuple[IntArray, int]:  # pragma: no cover - compi
 
 def day_ends(ts: IntArray) -> IntArray:
     """Indices of the last bar of each UTC calendar day in ``ts`` (int64 ns, increasing)."""
-    return _day_scan(np.asarray(ts, dtype=np.int64))[0]
+    return _day_scan(_ro(ts, np.int64))[0]
 
 
 def trading_days(ts: IntArray) -> float:
@@ -309,7 +310,7 @@ def trading_days(ts: IntArray) -> float:
 
 def day_info(ts: IntArray) -> tuple[IntArray, float]:
     """:func:`day_ends` and :func:`trading_days` of ``ts`` in one pass."""
-    arr = np.asarray(ts, dtype=np.int64)
+    arr = _ro(ts, np.int64)
     if len(arr) == 0:
         return np.zeros(0, dtype=np.int64), NAN
     ends, weekend = _day_scan(arr)
@@ -318,8 +319,7 @@ def day_info(ts: IntArray) -> tuple[IntArray, float]:
 
 def peer_curve_metrics(equity: FloatArray, ends: IntArray, annual_days: float) -> dict[str, float]:
     """backtesting.py's annualised return, volatility, Sharpe and Sortino (see the docstring)."""
-    eq = np.ascontiguousarray(equity, dtype=np.float64)
-    gmean, var, neg, m = _day_returns(eq, np.ascontiguousarray(ends, dtype=np.int64))
+    gmean, var, neg, m = _day_returns(_ro(equity), _ro(ends, np.int64))
     out = dict.fromkeys(("bt_return_ann", "bt_volatility_ann", "bt_sharpe", "bt_sortino"), NAN)
     if m < 1:
         return out
@@ -341,6 +341,16 @@ def _div(a: float, b: float) -> float:
     return a / b
 
 
+def _ro(values: npt.ArrayLike, dtype: type[np.generic] = np.float64) -> npt.NDArray[Any]:
+    # Read-only, C-contiguous views for numba whatever the caller passes (one compiled
+    # version, and no copy of what is already float64 and contiguous).
+    arr = np.ascontiguousarray(values, dtype=dtype)
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
 def curve_metrics(
     equity: FloatArray,
     start_value: float,
@@ -357,7 +367,7 @@ def curve_metrics(
     ``benchmark_start`` before the first bar (default: its first value); without it the
     buy-and-hold figures are NaN.
     """
-    eq = np.ascontiguousarray(equity, dtype=np.float64)
+    eq = _ro(equity)
     n = len(eq)
     if ppy is None:
         ppy = periods_per_year(ts)
@@ -368,7 +378,7 @@ def curve_metrics(
     if n == 0:
         return out
     has_bench = benchmark is not None
-    bench = eq if benchmark is None else np.ascontiguousarray(benchmark, dtype=np.float64)
+    bench = eq if benchmark is None else _ro(benchmark)
     b0 = float(bench[0] if benchmark_start is None else benchmark_start)
     mean, std, down, max_dd, peak, _trough, recovery, avg_dd, top, beta = _curve_pass(
         eq, float(start_value), bench, b0

@@ -35,7 +35,7 @@ def test_backtest_job_matches_the_engine_in_process(env: JobEnv) -> None:
         SYMBOLS,
         "M5",
         params={"fast": 5, "slow": 20},
-        options={"fees_bps": 1.0},
+        options={"fees_bps": 1.0, "units": "whole", "lot_size": 10},
         name="run one",
     )
     record = env.client.submit(spec, owner="alice")
@@ -46,8 +46,12 @@ def test_backtest_job_matches_the_engine_in_process(env: JobEnv) -> None:
     summary = env.client.result(record.id)
     assert summary is not None
     candles = load_candles(env.store, list(SYMBOLS), Timeframe.M5, None, None)
-    direct = run_backtest("sma_cross", candles, {"fast": 5, "slow": 20}, fees_bps=1.0)
+    direct = run_backtest(
+        "sma_cross", candles, {"fast": 5, "slow": 20}, fees_bps=1.0, units="whole", lot_size=10
+    )
     assert summary["trades"] == direct.n_trades > 0
+    assert summary["closed_trades"] == direct.n_closed_trades
+    assert all(t["size"] % 10 == 0 for t in summary["trade_list"])  # whole lots of 10
     for name in ("total_return", "sharpe", "max_drawdown", "win_rate"):
         assert summary["metrics"][name] == pytest.approx(direct.metrics[name], nan_ok=True)
     run = env.store.runs.get(record.id)

@@ -73,6 +73,8 @@ BAD: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("unknown option", bt(options={"leverage": 3}), OptionError, "leverage"),
     ("bad option value", bt(options={"stop_loss": 1.5}), OptionError, "stop_loss"),
     ("bad fill", bt(options={"fill": "tomorrow"}), OptionError, "fill"),
+    ("bad units", bt(options={"units": "half"}), OptionError, "fractional, whole"),
+    ("lot without whole units", bt(options={"lot_size": 10}), OptionError, "units=whole"),
     ("unknown kind", {"kind": "rocket"}, UserInputError, "unknown job kind"),
     ("missing strategy", {"kind": "backtest", "symbols": ["AAA"]}, UserInputError, "strategy"),
     ("empty grid", sw(grid={}), UserInputError, "grid"),

@@ -20,6 +20,9 @@ from traderunner.store.schema import job_results, run_tables, runs
 
 from .store_helpers import make_candles
 
+#: The lists of records a backtest result reports, each saved as a table of its own.
+RESULT_TABLES = ("trade_list", "fill_list", "monthly_returns", "yearly_returns")
+
 
 @pytest.fixture(scope="module")
 def backtest() -> tuple[Any, dict[str, Any]]:
@@ -40,7 +43,7 @@ def test_a_backtest_reads_back_exactly_and_compactly(store: Store, backtest: Any
     assert record.symbols == ("AAA", "BBB") and record.timeframe == "M5"
     assert record.params == {"fast": 5, "slow": 20, "mode": "cross"}
     assert record.options["fees_bps"] == 2.0 and record.options["fill"] == "next_open"
-    assert set(record.tables) == {"equity", "trade_list", "price:AAA", "price:BBB"}
+    assert set(record.tables) == {"equity", "price:AAA", "price:BBB", *RESULT_TABLES}
     # The document is what `backtest --json` printed, through JSON and back.
     want = json.loads(json.dumps(result.to_dict()))
     doc = json.loads(json.dumps(store.runs.document(rid)))
@@ -160,7 +163,7 @@ def test_delete_and_old_runs(store: Store, backtest: Any) -> None:
     gone = _saved(store, result, owner="ana", prices=candles)
     assert store.runs.delete([gone, "nope"]) == 1
     assert store.runs.get(gone) is None and store.runs.frames(gone) == {}
-    assert set(store.runs.frames(keep)) == {"equity", "trade_list", "price:AAA", "price:BBB"}
+    assert set(store.runs.frames(keep)) == {"equity", "price:AAA", "price:BBB", *RESULT_TABLES}
     future = datetime.now(UTC) + timedelta(seconds=5)
     assert [r.id for r in store.runs.older_than(future)] == [keep]
     assert store.runs.older_than(future, owner="bob") == []
