@@ -144,6 +144,8 @@ def delete(
             )
             raise typer.Exit(1)
         info = store.candles.delete(name, tf)
+        if tf.value == "D1":  # its adjusted closes belong to the deleted bars
+            store.adjusted.delete(name)
         cache = _forget_cached(state.settings, store, info)
     if json_output:
         common.print_json({"deleted": _series_dict(info), "cache": cache})

@@ -6,7 +6,9 @@ timeout, hours later). One pass, under a cluster-wide lock so only one process r
 time:
 
 * a **queued** job that no queue list holds and whose record has not changed for
-  ``reconcile_grace`` seconds is enqueued again;
+  ``reconcile_grace`` seconds is enqueued again, unless it waits for a moment
+  (``Keys.job_wait``: its fetch found the provider's quota spent), which is then enqueued once
+  that moment passed;
 * a **running** job whose heartbeat expired (its worker died) goes back to queued and is
   enqueued again (its attempts were counted when it started; the runner fails it once they
   exceed ``job_max_attempts``);
@@ -73,6 +75,8 @@ def reconcile_once(
                 continue
             if durable.exists(keys.job_heartbeat(job.id)):
                 continue  # a worker just claimed it
+            if durable.exists(keys.job_wait(job.id)):
+                continue  # it waits for a moment (a quota reset): enqueued once that passed
             enqueue(app, job)
             report.requeued.append(job.id)
         for job in store.jobs.list(states=[JobState.RUNNING], kinds=RUNNABLE, limit=None):

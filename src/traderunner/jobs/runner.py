@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -117,7 +118,11 @@ class RetryableError(Exception):
 
 
 class QuotaWaitError(Exception):
-    """The job's fetch found the provider's quota spent: it waits (QUEUED) for ``wait_s``."""
+    """The job's fetch found the provider's quota spent: it waits (QUEUED) for ``wait_s``.
+
+    The runner records the wait (``Keys.job_wait``) and acks the delivery; the reconciler
+    enqueues the job again once the wait is over.
+    """
 
     def __init__(self, message: str, wait_s: float) -> None:
         super().__init__(message)
@@ -202,7 +207,12 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
         _after_failure(ctx, record)
         return "cancelled"
     except QuotaWaitError as exc:
-        # Not a failure: the job waits for the quota's reset, visibly, and runs again then.
+        # Not a failure: the job waits, QUEUED and saying so, for the quota's reset. The
+        # message is acked; the wait key keeps the reconciler from enqueueing it again until
+        # the reset, then the reconciler does (no broker message is held for hours).
+        ctx.durable.set(
+            ctx.keys.job_wait(job_id), f"{time.time() + exc.wait_s:.0f}", ex=math.ceil(exc.wait_s)
+        )
         ctx.board.transition(
             job_id,
             JobState.QUEUED,
@@ -210,7 +220,7 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
             attempts=record.attempts - 1,
             message=str(exc),
         )
-        raise
+        return "waiting"
     except INFRA_ERRORS as exc:
         # Give the attempt back: the retry is the same attempt, not a new failure.
         ctx.board.transition(

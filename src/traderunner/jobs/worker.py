@@ -25,7 +25,7 @@ from traderunner.config import Settings
 from traderunner.domain.jobs import Queue
 from traderunner.jobs.app import TASK_RUN_JOB, make_celery
 from traderunner.jobs.reconciler import ReconcilerThread
-from traderunner.jobs.runner import QuotaWaitError, RetryableError, WorkerContext, execute
+from traderunner.jobs.runner import RetryableError, WorkerContext, execute
 from traderunner.jobs.workers import Advertiser
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import Keys
@@ -89,11 +89,7 @@ def build_app(settings: Settings, *, name: str | None = None) -> Celery:
         max_retries=20,
     )
     def run_job(self: Any, job_id: str) -> str:
-        try:
-            return execute(worker_context(settings, f"{worker_name}/{os.getpid()}"), job_id)
-        except QuotaWaitError as exc:
-            # The job is QUEUED, saying what it waits for; deliver it again at the reset.
-            raise self.retry(countdown=exc.wait_s, max_retries=None) from None
+        return execute(worker_context(settings, f"{worker_name}/{os.getpid()}"), job_id)
 
     return app
 

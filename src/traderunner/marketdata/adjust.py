@@ -13,10 +13,11 @@ by default. Modes (``--adjust``, the job spec's ``adjust``):
   does is taken for a split);
 * ``none``: raw prices.
 
-Only daily (D1) series with stored adjusted closes are adjusted; intraday bars and data from
-other sources are used as they are, and the result says so per symbol (``"none (intraday)"``,
-``"none (no adjusted closes stored)"``). A bar without an adjusted close takes the factor of the
-next bar that has one (the newest bars, factor 1, when none follows).
+Only daily (D1) EODHD series with stored adjusted closes are adjusted; intraday bars and data
+from other sources are used as they are, and the result says so per symbol
+(``"none (intraday)"``, ``"none (csv data)"``, ``"none (no adjusted closes stored)"``). A bar
+without an adjusted close takes the factor of the next bar that has one (the newest bars,
+factor 1, when none follows).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def apply_adjustment(
             continue
         if series.timeframe is not Timeframe.D1:
             out[symbol], applied[symbol] = series, "none (intraday)"
+            continue
+        if series.source != "eodhd":  # adjusted closes describe EODHD's bars, not these
+            out[symbol], applied[symbol] = series, f"none ({series.source or 'unknown'} data)"
             continue
         ts, values = store.adjusted.load(symbol, int(series.ts[0]), int(series.ts[-1]))
         if not len(ts):

@@ -98,6 +98,15 @@ SCHEMA: tuple[KeySpec, ...] = (
         ttl=JOB_CANCEL_TTL,
     ),
     KeySpec(
+        "job_wait",
+        "job:{job_id}:wait",
+        "string",
+        "durable",
+        "set while a queued job waits for a moment (its fetch found the provider's quota "
+        "spent): the Unix time it waits for; the reconciler enqueues it once this expires",
+        ttl_text="expires at the moment it holds (the quota's reset)",
+    ),
+    KeySpec(
         "job_events",
         "events:job:{job_id}",
         "channel",
@@ -458,6 +467,9 @@ class Keys:
 
     def job_cancel(self, job_id: str) -> str:
         return self._key("job_cancel", job_id=job_id)
+
+    def job_wait(self, job_id: str) -> str:
+        return self._key("job_wait", job_id=job_id)
 
     def job_events(self, job_id: str) -> str:
         return self._key("job_events", job_id=job_id)

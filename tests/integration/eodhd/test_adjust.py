@@ -70,6 +70,14 @@ def test_adjusted_closes_are_stored_and_each_mode_gives_its_prices(
     assert apply_adjustment(store, intraday, "all")[1] == {"AAPL.US": "none"}
     with pytest.raises(OptionError, match=r"none .*splits or all"):
         apply_adjustment(store, raw, "dividends")
+    # Adjusted closes describe EODHD's bars: a series from elsewhere is never adjusted by them.
+    from traderunner.marketdata import synthetic_candles
+
+    other = synthetic_candles("AAPL.US", Timeframe.D1, START, END)
+    got, applied = apply_adjustment(store, {"AAPL.US": other}, "all")
+    assert applied == {"AAPL.US": "none (synthetic data)"} and got["AAPL.US"] is other
+    assert store.adjusted.delete("TSLA.US") == len(raw["TSLA.US"])
+    assert apply_adjustment(store, raw, "all")[1]["TSLA.US"] == "none (no adjusted closes stored)"
 
 
 def test_the_job_spec_carries_adjust_and_refuses_a_bad_one() -> None:

@@ -121,13 +121,16 @@ def test_a_spent_quota_leaves_the_job_waiting_for_the_reset_not_failed(
     time.sleep(2)
     assert jobs.client.status(record.id).state is JobState.QUEUED  # still waiting, not failed
     assert [s.status for s in fake.requests()] == [200, 402]
-    # Midnight GMT: the quota is back. The delivery Celery holds for the reset comes; here the
-    # test delivers it now (the countdown is hours) and the job goes on from where it stopped.
+    # No broker message is held for hours: the job's wait key keeps the reconciler off it.
+    wait_key = jobs.client.keys.job_wait(record.id)
+    assert 0 < jobs.client.redis.ttl(wait_key) <= 86_400
+    # Midnight GMT: the quota is back and the wait is over (here: made to expire now); the
+    # reconciler enqueues the job and it goes on from where it stopped.
     fake.reset()
     limiter = limiter_from_settings(jobs.settings)
     limiter.reset()
     limiter.close()
-    jobs.client._enqueue(jobs.client.status(record.id))
+    jobs.client.redis.expire(wait_key, 1)
     done = jobs.client.wait(record.id, timeout=120)
     assert done.state is JobState.SUCCEEDED, (done.error, jobs.worker.logs()[-2000:])
     assert [s.symbol for s in fake.requests()] == ["TSLA.US"]  # AAPL.US was kept

@@ -96,3 +96,23 @@ def test_speed_waits_market_time_over_speed_and_aclose_stops_a_wait(store: Store
         return got
 
     assert len(asyncio.run(closes_mid_wait())) == 1
+
+
+def test_open_feed_builds_the_named_feed_and_refuses_unknown_ones(
+    store: Store, tmp_path: Path
+) -> None:
+    from traderunner.config import load_settings
+    from traderunner.errors import ConfigError, OptionError
+    from traderunner.marketdata.feeds import open_feed
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    args = {"settings": settings, "store": store, "symbols": ["AAPL.US"], "timeframe": "M5"}
+    with open_feed("replay", **args) as feed:
+        assert isinstance(feed, ReplayFeed) and len(asyncio.run(collect(feed))) > 0
+    with pytest.raises(OptionError, match="unknown feed 'kafka'"), open_feed("kafka", **args):
+        pass
+    with (
+        pytest.raises(ConfigError, match="TRADERUNNER_EODHD_TOKEN"),
+        open_feed("websocket", **args),
+    ):
+        pass

@@ -21,6 +21,7 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("job", {"job_id": "ab12"}, "tr:job:ab12"),
     ("job_heartbeat", {"job_id": "ab12"}, "tr:job:ab12:hb"),
     ("job_cancel", {"job_id": "ab12"}, "tr:job:ab12:cancel"),
+    ("job_wait", {"job_id": "ab12"}, "tr:job:ab12:wait"),
     ("job_events", {"job_id": "ab12"}, "tr:events:job:ab12"),
     ("jobs_events", {}, "tr:events:jobs"),
     ("reconciler_lock", {}, "tr:lock:reconciler"),

@@ -12,11 +12,14 @@
 ``ReplayFeed`` replays stored candles; ``PollingFeed`` asks EODHD's intraday endpoint for each
 bar once it is final, through the shared limiter; ``WebSocketFeed`` aggregates EODHD's
 real-time trades into bars. The contract they share is in :mod:`traderunner.domain.feeds`.
+``open_feed(kind, settings=, store=, symbols=, timeframe=, ...)`` builds one from settings for
+the CLI (kinds ``replay``, ``poll``, ``websocket``).
 """
 
 from traderunner.domain.feeds import Feed
+from traderunner.marketdata.feeds.factory import FEED_KINDS, open_feed
 from traderunner.marketdata.feeds.polling import PollingFeed
 from traderunner.marketdata.feeds.replay import ReplayFeed
 from traderunner.marketdata.feeds.websocket import WebSocketFeed
 
-__all__ = ["Feed", "PollingFeed", "ReplayFeed", "WebSocketFeed"]
+__all__ = ["FEED_KINDS", "Feed", "PollingFeed", "ReplayFeed", "WebSocketFeed", "open_feed"]
