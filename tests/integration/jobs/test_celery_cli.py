@@ -64,13 +64,15 @@ def test_celery_worker_inspect_and_control_shutdown(redis_pair: RedisPair, tmp_p
         assert done.state is JobState.SUCCEEDED, done.error
         assert client.result(done.id) is not None
 
-        slow = client.submit(NoopSpec(sleep_s=4))
+        # Long enough that `celery inspect` (a fresh interpreter) sees it on a loaded machine.
+        slow = client.submit(NoopSpec(sleep_s=20))
         deadline = time.monotonic() + 60
         while client.status(slow.id).state is not JobState.RUNNING:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         active = _celery(env, "inspect", "active", "-d", NODE, "--json")
         assert active.returncode == 0, active.stderr
+        assert client.status(slow.id).state is JobState.RUNNING  # still running: it must show
         tasks = json.loads(active.stdout)[NODE]
         assert [t["name"] for t in tasks] == ["traderunner.run_job"]
         assert tasks[0]["args"] == [slow.id]
@@ -78,7 +80,7 @@ def test_celery_worker_inspect_and_control_shutdown(redis_pair: RedisPair, tmp_p
         # control shutdown is a warm shutdown: the running job finishes, then the worker exits.
         # (Celery's shutdown sends no reply, so the CLI itself says "No nodes replied".)
         _celery(env, "control", "shutdown", "-d", NODE, "--timeout", "2")
-        assert worker.wait(60) == 0
+        assert worker.wait(90) == 0
         assert client.status(slow.id).state is JobState.SUCCEEDED
         assert "Warm shutdown" in log.read_text() or "shutdown" in log.read_text().lower()
     finally:

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.clihelpers import run_here
-from tests.redishelpers import free_port
+from tests.redishelpers import RedisPair, free_port
 from traderunner.config import load_settings
 from traderunner.redisdb.embedded import embedded_servers
 from traderunner.store import Store
@@ -103,3 +103,53 @@ def test_restore_from_a_folder_that_is_no_backup(env: dict[str, str], tmp_path: 
     assert ran.err_lines == [
         f"error: {tmp_path / 'empty'} holds no traderunner backup (manifest.json missing)"
     ]
+
+
+@pytest.mark.postgres
+def test_backup_and_restore_a_postgresql_store(redis_pair: RedisPair, tmp_path: Path) -> None:
+    """pg_dump / pg_restore of a whole database (a fresh one, dropped afterwards)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.integration.store.conftest import pg_base_url
+
+    base = pg_base_url()
+    name = f"tr_backup_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    env = {
+        "TRADERUNNER_DATA_DIR": str(tmp_path / "data"),
+        "TRADERUNNER_STORE_URL": url,
+        "TRADERUNNER_REDIS_URL": redis_pair.durable.url,
+        "TRADERUNNER_CACHE_URL": redis_pair.cache.url,
+        "TRADERUNNER_REDIS_PREFIX": f"b{uuid.uuid4().hex[:6]}:",
+    }
+    try:
+        assert run_here(["data", "demo", "--symbols", "AAA", "--days", "3"], env).code == 0
+        ran = run_here(["user", "add", "carol", "--password-stdin"], env, stdin="pw-12345678\n")
+        assert ran.code == 0, ran.err
+        ran = run_here(["backup", "--out", str(tmp_path / "bk")], env)
+        assert ran.code == 0, ran.err
+        assert (tmp_path / "bk" / "store.pgdump").stat().st_size > 0
+        assert not (tmp_path / "bk" / "durable").exists()  # an external server: keys only
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:  # lose the data
+            conn.exec_driver_sql("DELETE FROM users")
+            conn.exec_driver_sql("DELETE FROM candles")
+        engine.dispose()
+        ran = run_here(["backup", "restore", str(tmp_path / "bk"), "--yes"], env)
+        assert ran.code == 0, ran.err
+        store = Store.connect(url)
+        try:
+            assert [u.name for u in store.users.list()] == ["carol"]
+            assert [s.symbol for s in store.candles.list_series()] == ["AAA"]
+            assert len(store.candles.load("AAA", store.candles.list_series()[0].timeframe)) > 0
+        finally:
+            store.close()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

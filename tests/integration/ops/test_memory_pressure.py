@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -52,6 +53,7 @@ def test_cache_evicts_under_pressure_and_nothing_durable_is_lost(tmp_path: Path)
     )
     durable.start()
     cache.start()
+    cleanup: list[Callable[[], None]] = []  # a failed assertion must not leak the worker
     try:
         prefix = f"t{uuid.uuid4().hex[:6]}:"
         settings = load_settings(
@@ -66,6 +68,7 @@ def test_cache_evicts_under_pressure_and_nothing_durable_is_lost(tmp_path: Path)
         store = Store.connect(settings.resolved_store_url)
         seed_candles(store, SYMBOLS, days=120)  # ~9,400 bars each: ~5 MB of series against 2 MB
         worker = WorkerProcess(settings, tmp_path / "logs", concurrency=1).start()
+        cleanup.append(worker.stop)
         client = JobClient.open(settings, store=store)
         cache_client = connect(cache.url, decode=False)
         durable_client = connect(durable.url)
@@ -141,6 +144,8 @@ def test_cache_evicts_under_pressure_and_nothing_durable_is_lost(tmp_path: Path)
         worker.stop()
         store.close()
     finally:
+        for stop_it in cleanup:
+            stop_it()
         durable.stop()
         cache.stop()
 
