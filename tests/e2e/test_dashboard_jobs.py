@@ -357,3 +357,26 @@ def test_a_job_opened_before_it_ends_turns_into_its_result(
     screenshot(driver, "run-pending")
     wait_for(driver, "#run-equity .main-svg", timeout=60)
     assert client.status(job.id).state is JobState.SUCCEEDED
+
+
+def test_cancel_a_queued_job_then_retry_it_from_the_list(
+    driver: webdriver.Chrome, world: World, client: JobClient
+) -> None:
+    from traderunner.jobs.spec import BacktestSpec
+
+    log_in(driver, world.url, "ana", PASSWORD)
+    # The one worker process holds the first job, so the second waits in the queue.
+    busy = client.submit(
+        BacktestSpec("counting", ("AAA",), "M5", params={"hold_ms": 4000}), owner="ana"
+    )
+    waiting = client.submit(BacktestSpec("sma_cross", ("AAA",), "M5"), owner="ana")
+    driver.get(f"{world.url}/backtests")
+    wait_for(driver, f"#job-{waiting.id}.state-queued")
+    driver.find_element(By.CSS_SELECTOR, f'#job-{waiting.id} [id*=\'"action":"cancel"\']').click()
+    _wait_state(driver, waiting.id, "cancelled", timeout=20)
+    assert "is cancelled" in driver.find_element(By.ID, "bt-jobs-message").text
+    assert client.status(waiting.id).state is JobState.CANCELLED
+    screenshot(driver, "backtests-cancelled")
+    driver.find_element(By.CSS_SELECTOR, f'#job-{waiting.id} [id*=\'"action":"retry"\']').click()
+    _wait_state(driver, waiting.id, "succeeded", timeout=90)
+    assert client.status(busy.id).state is JobState.SUCCEEDED
