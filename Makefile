@@ -4,17 +4,25 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: up test lint typecheck imports unit bench demo clean install browser
+.PHONY: up test lint typecheck imports unit bench demo clean install browser lock
 
-$(STAMP): pyproject.toml
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
+
+# Installs exactly the versions in requirements.lock (the tested ones) with uv, from PyPI.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "traderunner needs Python >= 3.11; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+## lock: re-resolve requirements.lock from pyproject.toml (then run make test)
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 install: $(STAMP) browser
 
@@ -28,10 +36,9 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-## up: start traderunner on this machine (for now: load demo data and run a demo backtest)
+## up: run traderunner on this machine (Redis, worker, dashboard, Flower; Ctrl-C stops it)
 up: $(STAMP)
-	$(BIN)/traderunner data demo
-	$(BIN)/traderunner backtest sma_cross --symbols AAPL,MSFT,TSLA --timeframe M5
+	$(BIN)/traderunner up
 
 ## test: lint, type-check, dependency contracts, then the whole test suite
 # Two pytest processes (one file stays in one process: module fixtures hold real servers).

@@ -32,10 +32,9 @@ print(json.dumps({{**numba_cache_stats({package!r}),
     "total_return": float(total_return), "trades": int(trades)}}))
 """
 OURS_SETUP = """
-from traderunner.domain.candles import CandleArrays
-from traderunner.domain.timeframe import Timeframe
 from traderunner.engine import run_backtest
-candles = CandleArrays(**data, symbol="BENCH", timeframe=Timeframe.M5, source="synthetic")
+from _common import to_frame
+candles = to_frame(data)
 """
 OURS_RUN = """
 res = run_backtest("sma_cross", candles, {{"fast": {fast}, "slow": {slow}}}, fill="close",

@@ -32,6 +32,10 @@ ENV_FIELDS = (
     "strategy_path",
     "job_time_limit",
     "worker_stall_timeout",
+    "eodhd_base_url",
+    "eodhd_calls_per_minute",
+    "eodhd_calls_per_day",
+    "eodhd_outage_budget",
 )
 
 
@@ -43,6 +47,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if name == "store_url":
             value = settings.resolved_store_url
         env[f"TRADERUNNER_{name.upper()}"] = str(value)
+    token = settings.eodhd_token.get_secret_value()
+    if token:
+        env["TRADERUNNER_EODHD_TOKEN"] = token
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -41,7 +41,12 @@ Settings
     eodhd_base_url  EODHD API base (default https://eodhd.com/api)
     eodhd_calls_per_minute / eodhd_calls_per_day  the plan's quotas, shared by every process
                     and machine through the durable Redis (defaults 1000 / 100000)
-    eodhd_intraday_cost calls one intraday request costs against the quotas (default 5)
+    eodhd_intraday_cost calls one intraday request costs against the day's quota (default 5);
+                    the minute quota counts HTTP requests, whatever they cost
+    eodhd_outage_budget seconds a request keeps retrying through 5xx answers and dropped
+                    connections (maintenance windows) before it gives up (default 1800)
+    eodhd_refetch_sessions  trading sessions re-fetched and overwritten at the end of a stored
+                    series on a resumed fetch (provisional bars, revised volume; default 2)
     cache_local     keep the hottest cache keys in process, invalidated by Redis (default on)
     cache_series_ttl / cache_response_ttl / cache_config_ttl  cache lifetimes in seconds
     dashboard_secret_key  signs the dashboard's session cookies (secret); empty = generated
@@ -64,6 +69,22 @@ Settings
                     group claims it (its consumer died); above the slowest handler (default 30)
     bus_max_deliveries  deliveries of one entry before it goes to the dead-letter stream
                     (default 5)
+    trader_max_position_value  largest market value one sleeve (live strategy x symbol) may
+                    be sized to, in cash (0 = no limit; the default)
+    trader_max_gross_exposure  largest sum of |position values| of an account, in cash,
+                    counting the order being checked (0 = no limit)
+    trader_max_orders_per_minute  orders an account may place in any 60 s, shared by every
+                    trader process through the rate limiter (0 = no limit)
+    trader_daily_loss_limit  fraction of the day's opening equity (UTC day of the bars) an
+                    account may lose before the kill switch trips (0 = off; 0.05 = 5 %)
+    trader_hours    when orders may be placed, ``HH:MM-HH:MM`` in ``trader_hours_tz``
+                    (default empty: any time), judged on the signal's bar time
+    trader_signal_wait  seconds the trader waits for the signals a candle lists before it
+                    steps the bar without them (default 30; they are then applied a bar late)
+    notify_webhooks comma-separated URLs that get a JSON POST for every fill, rejection and
+                    kill-switch change; notify_telegram_token / notify_telegram_chat send the
+                    same to a Telegram chat through the bot API at notify_telegram_api;
+                    notify_retries (default 3) and notify_timeout (default 5 s) per message
 """
 
 from __future__ import annotations
@@ -131,6 +152,8 @@ class Settings(BaseSettings):
     eodhd_calls_per_minute: int = Field(default=1000, ge=1)
     eodhd_calls_per_day: int = Field(default=100_000, ge=1)
     eodhd_intraday_cost: int = Field(default=5, ge=1, le=100)
+    eodhd_outage_budget: float = Field(default=1800.0, ge=0, le=86_400)
+    eodhd_refetch_sessions: int = Field(default=2, ge=0, le=30)
     cache_local: bool = True
     cache_series_ttl: int = Field(default=3600, ge=1)
     cache_response_ttl: int = Field(default=86_400, ge=1)
@@ -140,6 +163,21 @@ class Settings(BaseSettings):
     bus_stream_maxlen: int = Field(default=100_000, ge=100)
     bus_claim_idle: float = Field(default=30.0, gt=0, le=86400)
     bus_max_deliveries: int = Field(default=5, ge=1, le=1000)
+
+    # -- the trader: risk checks and notifications -------------------------------------------
+    trader_max_position_value: float = Field(default=0.0, ge=0)
+    trader_max_gross_exposure: float = Field(default=0.0, ge=0)
+    trader_max_orders_per_minute: int = Field(default=0, ge=0, le=1_000_000)
+    trader_daily_loss_limit: float = Field(default=0.0, ge=0, lt=1)
+    trader_hours: str = ""
+    trader_hours_tz: str = "America/New_York"
+    trader_signal_wait: float = Field(default=30.0, gt=0, le=3600)
+    notify_webhooks: str = ""
+    notify_telegram_token: SecretStr = SecretStr("")
+    notify_telegram_chat: str = ""
+    notify_telegram_api: str = "https://api.telegram.org"
+    notify_retries: int = Field(default=3, ge=0, le=20)
+    notify_timeout: float = Field(default=5.0, gt=0, le=120)
 
     # -- the dashboard: sessions, login limits, links ----------------------------------------
     dashboard_secret_key: SecretStr = SecretStr("")

@@ -21,6 +21,7 @@
     │   └── ProviderResponseError    5xx after bounded retries, or a malformed response
     ├── RateLimitedError             a quota is used up; ``retry_after`` says when to try again
     ├── RedisError                   a Redis server is unreachable, refused or misbehaved
+    │   ├── RedisFullError           the durable Redis is full (noeviction): nothing was submitted
     │   └── UnsafeRedisError         the durable Redis could evict or lose work: fix its config
     ├── MessageError                 a bus message that cannot be used (bad JSON, unknown type
     │                                or version, not JSON-able): dead-lettered, never retried
@@ -111,8 +112,22 @@ class RateLimitedError(TraderunnerError):
         self.retry_after = retry_after
 
 
+class QuotaSpentError(RateLimitedError):
+    """The provider's quota is spent until ``resets_at`` (Unix seconds, UTC): wait for it."""
+
+    def __init__(self, message: str, resets_at: float) -> None:
+        import time
+
+        super().__init__(message, retry_after=max(0.0, resets_at - time.time()))
+        self.resets_at = resets_at
+
+
 class RedisError(TraderunnerError):
     """A Redis/Valkey server could not be reached, started or used; says what to check."""
+
+
+class RedisFullError(RedisError):
+    """The durable Redis refused a write because it is full (noeviction at maxmemory)."""
 
 
 class UnsafeRedisError(RedisError):

@@ -7,6 +7,11 @@ writes it and releases the lock; the others poll (1 ms doubling to 50 ms) until 
 there. A lock whose holder died expires and the next poller takes it over; a long load (a big
 series) refreshes its lock while it runs. A waiter past its deadline reads the store itself,
 and any Redis failure sends the caller to the store at once.
+
+The same guard also serialises work that is not a cache value: :class:`SeriesLock` holds one
+token-guarded lock per name across processes and machines (a fetch-then-backtest job's per-series
+fetch: one job asks the provider, the others wait and then find the data stored). The holder
+refreshes it while it works; a dead holder's lock expires and the next waiter takes it.
 """
 
 from __future__ import annotations
@@ -175,3 +180,59 @@ class Filler:
                 keeper.join(1.0)
             with contextlib.suppress(redis.RedisError):
                 self._release(keys=[lock_key], args=[token])
+
+
+class SeriesLock:
+    """One holder at a time per key, across processes and machines (see the module docstring).
+
+    ``hold(key)`` waits (polling 5 ms doubling to 200 ms) until it holds ``key``, refreshes it
+    every third of ``ttl_ms`` while the block runs, and releases it after. Within one process,
+    threads holding the same key also queue on a local lock first, so they do not poll Redis.
+    ``waited`` counts the holds that had to wait for another holder.
+    """
+
+    def __init__(self, client: redis.Redis, ttl_ms: int) -> None:
+        self._r = client
+        self._ttl_ms = int(ttl_ms)
+        self._release = client.register_script(RELEASE_IF_HELD)
+        self._refresh = client.register_script(PEXPIRE_IF_HELD)
+        self._local: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.waited = 0
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[bool]:
+        """Hold ``key`` for the block; yields True when another holder was waited for."""
+        with self._guard:
+            local = self._local.setdefault(key, threading.Lock())
+        with local:
+            token = secrets.token_hex(8)
+            delay, waited = 0.005, False
+            while not self._r.set(key, token, nx=True, px=self._ttl_ms):
+                waited = True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+            if waited:
+                self.waited += 1
+            policy = FillPolicy(self._ttl_ms, 0.0, refresh=True)
+            with self._holding(key, token, policy):
+                yield waited
+
+    @contextmanager
+    def _holding(self, key: str, token: str, policy: FillPolicy) -> Iterator[None]:
+        done = threading.Event()
+
+        def keep() -> None:
+            while not done.wait(policy.lock_ms / 3000):
+                with contextlib.suppress(redis.RedisError):
+                    self._refresh(keys=[key], args=[token, policy.lock_ms])
+
+        keeper = threading.Thread(target=keep, name="series-lock", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(1.0)
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[key], args=[token])

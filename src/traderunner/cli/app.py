@@ -28,8 +28,11 @@ from traderunner.cli.cache import cache_app
 from traderunner.cli.dashboard import dashboard, user_app
 from traderunner.cli.data import data_app
 from traderunner.cli.jobs import jobs_app
+from traderunner.cli.live import live_app
+from traderunner.cli.ops import backup_app, deploy_app, doctor, up
 from traderunner.cli.results import results_app
 from traderunner.cli.services import flower, redis_app, worker, workers
+from traderunner.cli.trading import account, orders, positions, signals_app, stream, trader_app
 from traderunner.errors import CancelledError, TraderunnerError
 
 app = typer.Typer(
@@ -86,6 +89,17 @@ app.command("workers")(workers)
 app.command("flower")(flower)
 app.command("dashboard")(dashboard)
 app.add_typer(user_app, name="user")
+app.add_typer(live_app, name="live")
+app.command("stream")(stream)
+app.add_typer(trader_app, name="trader")
+app.command("orders")(orders)
+app.command("positions")(positions)
+app.command("account")(account)
+app.add_typer(signals_app, name="signals")
+app.command("up")(up)
+app.command("doctor")(doctor)
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(backup_app, name="backup")
 
 
 @app.command("strategies")
@@ -112,6 +126,8 @@ def _strategy_dict(cls: Any) -> dict[str, Any]:
         "name": cls.name,
         "description": cls.description,
         "intraday": bool(cls.intraday),
+        "interface_version": cls.interface_version,
+        "history_bars": _default_history_bars(cls),
         "params": [
             {
                 "name": s.name,
@@ -126,6 +142,14 @@ def _strategy_dict(cls: Any) -> dict[str, Any]:
             for s in cls.param_specs()
         ],
     }
+
+
+def _default_history_bars(cls: Any) -> int | None:
+    """``history_bars`` of the default parameters (None when the strategy cannot say)."""
+    try:
+        return int(cls().history_bars())
+    except Exception:  # a user strategy's own code: a listing must not fail on it
+        return None
 
 
 @app.command("version")

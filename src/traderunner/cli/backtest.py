@@ -57,6 +57,25 @@ ToOpt = Annotated[
         "--to", help="End, inclusive: YYYY-MM-DD means the whole day.", rich_help_panel=_DATA
     ),
 ]
+AdjustOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--adjust",
+        help="Daily prices: all (split- and dividend-adjusted, default), splits, or none (raw).",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
+FetchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fetch",
+        help="Fetch what the store lacks from this provider first (eodhd, or synthetic); "
+        "with --submit the worker does it. Needs --symbols and --from.",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
 DataOpt = Annotated[
     Path | None,
     typer.Option(
@@ -86,6 +105,22 @@ SizeOpt = Annotated[
     float | None,
     typer.Option(
         "--size", help="Fraction of equity per entry, (0, 1]; default 1.", rich_help_panel=_COSTS
+    ),
+]
+UnitsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--units",
+        help="fractional (default) or whole: whole units (shares), rounded down per entry.",
+        rich_help_panel=_COSTS,
+    ),
+]
+LotSizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lot-size",
+        help="With --units whole: trade multiples of this many units (default 1).",
+        rich_help_panel=_COSTS,
     ),
 ]
 CashOpt = Annotated[
@@ -193,6 +228,20 @@ def _engine_options(**values: Any) -> dict[str, Any]:
     return options
 
 
+def _adjusted(
+    state: common.State, candles: dict[str, CandleArrays], data: Path | None, adjust: str | None
+) -> tuple[dict[str, CandleArrays], str]:
+    """Stored daily series adjusted by ``--adjust`` (marketdata.adjust); what was applied."""
+    from traderunner.marketdata.adjust import apply_adjustment, check_adjust, describe
+
+    mode = check_adjust(adjust)
+    if data is not None:
+        return candles, "none (file)"
+    with common.open_store(state.settings) as store:
+        out, applied = apply_adjustment(store, candles, mode)
+    return out, describe(applied)
+
+
 def _job_symbols(
     state: common.State, symbols: list[str] | None, data: Path | None, tf: Any
 ) -> tuple[str, ...]:
@@ -249,9 +298,13 @@ def backtest(
     end: ToOpt = None,
     param: ParamOpt = None,
     data: DataOpt = None,
+    adjust: AdjustOpt = None,
+    fetch: FetchOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -278,6 +331,8 @@ def backtest(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,
@@ -301,6 +356,8 @@ def backtest(
             params=params.to_dict(),
             options=options,
             name=name,
+            adjust=_adjust_mode(adjust),
+            fetch=_fetch_provider(fetch),
         )
         submit_and_follow(
             ctx,
@@ -312,10 +369,12 @@ def backtest(
             output=Output(json=json_output, trades=trades),
         )
         return
+    _fetch_here(state, fetch, symbols, data, tf, period, json_output)
     candles = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
     tf, tf_how = _timeframe_of(candles, tf)
+    candles, adjusted = _adjusted(state, candles, data, adjust)
 
     from traderunner.engine import run_backtest
 
@@ -337,10 +396,11 @@ def backtest(
                 name=name,
                 period=period.describe(),
                 prices=candles,
-                details={"timeframe_from": tf_how},
+                details={"timeframe_from": tf_how, "adjust": adjusted},
             )
 
     doc = result.to_dict()
+    doc["adjust"] = adjusted
     if json_output:
         doc["timeframe"] = tf.value
         doc["timeframe_from"] = tf_how
@@ -381,9 +441,13 @@ def sweep(
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
+    adjust: AdjustOpt = None,
+    fetch: FetchOpt = None,
     fill: FillOpt = None,
     direction: DirectionOpt = None,
     size: SizeOpt = None,
+    units: UnitsOpt = None,
+    lot_size: LotSizeOpt = None,
     cash: CashOpt = None,
     fees_bps: FeesOpt = None,
     fee_per_order: FeePerOrderOpt = None,
@@ -392,7 +456,24 @@ def sweep(
     take_profit: TakeProfitOpt = None,
     trailing_stop: TrailingOpt = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many rows to show.")] = 10,
-    sort: Annotated[str, typer.Option("--sort", help="Metric to rank by (descending).")] = "sharpe",
+    sort: Annotated[
+        str, typer.Option("--sort", help="Metric to rank by (descending; see --ascending).")
+    ] = "sharpe",
+    ascending: Annotated[
+        bool,
+        typer.Option(
+            "--ascending", help="Rank the smallest first (e.g. --sort max_drawdown_duration_days)."
+        ),
+    ] = False,
+    min_trades: Annotated[
+        int,
+        typer.Option(
+            "--min-trades",
+            min=0,
+            help="Rank only combinations with at least N trades (infinite and NaN values "
+            "always rank last).",
+        ),
+    ] = 0,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Threads (default: CPU count).", show_default=False),
@@ -437,6 +518,8 @@ def sweep(
         fill=fill,
         direction=direction,
         size=size,
+        units=units,
+        lot_size=lot_size,
         cash=cash,
         fees_bps=fees_bps,
         fee_per_order=fee_per_order,
@@ -460,6 +543,8 @@ def sweep(
             end,
             options=options,
             name=name,
+            adjust=_adjust_mode(adjust),
+            fetch=_fetch_provider(fetch),
         )
         submit_and_follow(
             ctx,
@@ -468,13 +553,22 @@ def sweep(
             level=priority,
             follow=follow,
             owner=who,
-            output=Output(json=json_output, top=top, sort=sort, csv=csv),
+            output=Output(
+                json=json_output,
+                top=top,
+                sort=sort,
+                csv=csv,
+                ascending=ascending,
+                min_trades=min_trades,
+            ),
         )
         return
+    _fetch_here(state, fetch, symbols, data, tf, period, json_output)
     candles: dict[str, CandleArrays] = common.load_market_data(
         state, data_file=data, symbols=symbols, timeframe=tf, period=period
     )
     tf, tf_how = _timeframe_of(candles, tf)
+    candles, adjusted = _adjusted(state, candles, data, adjust)
 
     with (
         common.stop_on_interrupt() as should_stop,
@@ -504,6 +598,7 @@ def sweep(
         "skipped": result.skipped,
         "elapsed_s": result.elapsed_s,
         "rows": result.rows,
+        "adjust": adjusted,
     }
     result_id: str | None = None
     if save:
@@ -519,12 +614,14 @@ def sweep(
                 name=name,
                 period=period.describe(),
                 summary={
-                    **{k: doc[k] for k in ("sources", "skipped", "elapsed_s")},
+                    **{k: doc[k] for k in ("sources", "skipped", "elapsed_s", "adjust")},
                     "timeframe_from": tf_how,
                 },
             )
     if json_output:
-        payload = show.sweep_payload(doc, sort=sort, top=top)
+        payload = show.sweep_payload(
+            doc, sort=sort, top=top, ascending=ascending, min_trades=min_trades
+        )
         payload["timeframe"] = tf.value
         payload["timeframe_from"] = tf_how
         if result_id is not None:
@@ -541,11 +638,75 @@ def sweep(
         sort=sort,
         top=top,
         name=name,
+        ascending=ascending,
+        min_trades=min_trades,
     )
     if csv is not None:
         out.print(f"wrote {len(result.rows)} rows to {csv}")
     if result_id is not None:
         show.print_saved(result_id)
+
+
+def _fetch_provider(fetch: str | None) -> str | None:
+    if fetch is None:
+        return None
+    from traderunner.marketdata.pipeline import check_provider
+
+    return check_provider(fetch)
+
+
+def _fetch_here(
+    state: common.State,
+    fetch: str | None,
+    symbols: list[str] | None,
+    data: Path | None,
+    tf: Any,
+    period: Any,
+    json_output: bool,
+) -> None:
+    """``--fetch`` without ``--submit``: fetch what the store lacks here, then go on."""
+    if fetch is None:
+        return
+    from datetime import UTC, datetime
+
+    from traderunner.cli.data import _open_provider
+    from traderunner.errors import DataRangeError
+    from traderunner.marketdata.fetch import fetch_to_store
+
+    wanted = common.split_symbols(symbols)
+    if data is not None or not wanted or period.start is None:
+        raise OptionError(
+            "--fetch needs --symbols and --from (and no --data): it fetches those symbols "
+            "from that day on, e.g. --fetch eodhd --symbols AAPL.US --from 2024-01-02"
+        )
+    tf = tf or common.parse_timeframe(common.DEFAULT_TIMEFRAME)
+    with (
+        _open_provider(_fetch_provider(fetch) or "", state.settings, tf) as source,
+        common.open_store(state.settings) as store,
+        common.progress_bar(common.show_progress(json_output), "fetching data") as bar,
+    ):
+        report = fetch_to_store(
+            store,
+            source,
+            wanted,
+            tf,
+            period.start,
+            period.end or datetime.now(UTC),
+            progress=bar,
+            refetch_sessions=state.settings.eodhd_refetch_sessions,
+        )
+    failed = [s for s in report.symbols if not s.ok]
+    if failed:
+        raise DataRangeError(
+            f"fetching data failed for {failed[0].symbol}: {failed[0].error} (what arrived is "
+            "stored; run again to go on)"
+        )
+
+
+def _adjust_mode(adjust: str | None) -> str:
+    from traderunner.marketdata.adjust import check_adjust
+
+    return check_adjust(adjust)
 
 
 def _how_text(how: str) -> str:

@@ -244,46 +244,19 @@ def list_(
 @contextmanager
 def _open_provider(name: str, settings: Settings, timeframe: Timeframe) -> Iterator[Any]:
     """The provider for ``--provider``: EODHD with the shared limiter and response cache."""
-    from traderunner.errors import ConfigError, OptionError
+    from traderunner.marketdata.pipeline import check_provider, open_provider
 
-    key = name.strip().lower()
-    if key == "synthetic":
-        from traderunner.marketdata import SyntheticProvider
+    key = check_provider(name)
+    if key == "eodhd":
+        from traderunner.marketdata.providers.eodhd import check_timeframe
 
-        yield SyntheticProvider()
-        return
-    if key != "eodhd":
-        raise OptionError(
-            f"unknown provider {name!r}: use --provider eodhd (or synthetic for generated data)"
-        )
-    from traderunner.marketdata.providers.eodhd import EodhdProvider, check_timeframe
+        check_timeframe(timeframe)
+    if key == "eodhd" and settings.eodhd_token.get_secret_value().strip():
+        from traderunner.cli.services import ensure_redis
 
-    check_timeframe(timeframe)
-    if not settings.eodhd_token.get_secret_value().strip():
-        raise ConfigError(
-            "no EODHD API token: set TRADERUNNER_EODHD_TOKEN (your token from eodhd.com)"
-        )
-    from traderunner.cache import RedisResponseCache
-    from traderunner.cli.services import ensure_redis
-    from traderunner.ratelimit import limiter_from_settings
-
-    ensure_redis(settings)  # the quota is shared through the durable Redis
-    limiter = limiter_from_settings(settings)
-    responses = RedisResponseCache.from_settings(settings)
-    provider = EodhdProvider(
-        settings.eodhd_token,
-        base_url=settings.eodhd_base_url,
-        limiter=limiter,
-        response_cache=responses,
-        timeout=settings.eodhd_timeout,
-        intraday_cost=settings.eodhd_intraday_cost,
-    )
-    try:
+        ensure_redis(settings)  # the quota is shared through the durable Redis
+    with open_provider(key, settings, timeframe) as provider:
         yield provider
-    finally:
-        provider.close()
-        responses.close()
-        limiter.close()
 
 
 def _span(lo: int, hi: int) -> dict[str, str]:
@@ -299,6 +272,11 @@ def _fetch_dict(report: FetchReport, provider: str) -> dict[str, Any]:
         "bars_written": report.bars_written,
         "requests": report.requests,
         "cache_hits": report.cache_hits,
+        "skipped_bars": report.skipped_bars,
+        "warnings": list(report.warnings),
+        "quota_resets_at": None
+        if report.quota_resets_at is None
+        else common.iso_ns(int(report.quota_resets_at) * 1_000_000_000),
         "symbols": [
             {
                 "symbol": s.symbol,
@@ -306,6 +284,9 @@ def _fetch_dict(report: FetchReport, provider: str) -> dict[str, Any]:
                 "bars_written": s.bars_written,
                 "requests": s.requests,
                 "cache_hits": s.cache_hits,
+                "skipped_bars": s.skipped_bars,
+                "empty_chunks": s.empty_chunks,
+                "warnings": list(s.warnings),
                 "asked": [_span(lo, hi) for lo, hi in s.asked],
                 "missing": [_span(m.start_ns, m.end_ns) | {"reason": m.reason} for m in s.missing],
                 "error": s.error,
@@ -369,7 +350,14 @@ def fetch(
         common.progress_bar(common.show_progress(json_output), f"fetching {tf.value}") as bar,
     ):
         report = fetch_to_store(
-            store, source, wanted, tf, period.start, period.end or datetime.now(UTC), progress=bar
+            store,
+            source,
+            wanted,
+            tf,
+            period.start,
+            period.end or datetime.now(UTC),
+            progress=bar,
+            refetch_sessions=state.settings.eodhd_refetch_sessions,
         )
     if json_output:
         common.print_json(_fetch_dict(report, provider.strip().lower()))
@@ -382,6 +370,8 @@ def fetch(
 
 
 def _print_fetch(report: FetchReport) -> None:
+    from datetime import UTC, datetime
+
     from rich.table import Table
 
     out = common.out_console()
@@ -407,7 +397,29 @@ def _print_fetch(report: FetchReport) -> None:
                 f"{common.short_ns(m.end_ns)}: {m.reason}",
                 markup=False,
             )
-    if not report.ok:
+    for s in report.symbols:
+        if s.skipped_bars:
+            out.print(
+                f"{s.symbol}: {s.skipped_bars:,} bar(s) with a null price left out (EODHD "
+                "sends them for thinly traded symbols)",
+                markup=False,
+            )
+        if s.empty_chunks:
+            out.print(
+                f"{s.symbol}: EODHD had no bars in {s.empty_chunks} of the ranges asked "
+                "(HTTP 404: empty range; 5-minute and hourly history starts in October 2020)",
+                markup=False,
+            )
+    for warning in report.warnings:
+        out.print(f"EODHD warned: {warning}", markup=False)
+    if report.quota_resets_at is not None:
+        when = datetime.fromtimestamp(report.quota_resets_at, tz=UTC)
+        out.print(
+            f"the EODHD daily call quota is spent; it resets at {when:%Y-%m-%d %H:%M} UTC "
+            "(midnight GMT): run the same command again then",
+            markup=False,
+        )
+    elif not report.ok:
         out.print("run the same command again to fetch only what is missing", markup=False)
 
 

@@ -60,6 +60,8 @@ class Output:
     top: int = 10
     sort: str = "sharpe"
     csv: Path | None = None
+    ascending: bool = False
+    min_trades: int = 0
 
 
 @contextmanager
@@ -204,7 +206,13 @@ def job_document(client: JobClient, record: JobRecord, output: Output) -> dict[s
         return doc
     if output.csv is not None:
         _write_rows(doc, output.csv)
-    payload = show.sweep_payload(doc, sort=output.sort, top=output.top)
+    payload = show.sweep_payload(
+        doc,
+        sort=output.sort,
+        top=output.top,
+        ascending=output.ascending,
+        min_trades=output.min_trades,
+    )
     payload["result_id"] = record.id
     return payload
 
@@ -258,6 +266,8 @@ def print_job(client: JobClient, record: JobRecord, output: Output) -> None:
             sort=output.sort,
             top=output.top,
             name=name,
+            ascending=output.ascending,
+            min_trades=output.min_trades,
         )
         if output.csv is not None:
             _write_rows(doc, output.csv)

@@ -139,6 +139,12 @@ def show_result(
     ] = 10,
     top: Annotated[int, typer.Option("--top", min=1, help="A sweep: how many rows.")] = 10,
     sort: Annotated[str, typer.Option("--sort", help="A sweep: the metric to rank by.")] = "sharpe",
+    ascending: Annotated[
+        bool, typer.Option("--ascending", help="A sweep: rank the smallest first.")
+    ] = False,
+    min_trades: Annotated[
+        int, typer.Option("--min-trades", min=0, help="A sweep: only rows with N+ trades.")
+    ] = 0,
     json_output: JsonOpt = False,
 ) -> None:
     """A saved run's settings, metrics and trades (a sweep: its top rows), as it printed them."""
@@ -150,7 +156,11 @@ def show_result(
     if record.kind is RunKind.SWEEP:
         if json_output:
             payload = {**_meta(record), "grid": record.params}
-            payload.update(show.sweep_payload(doc, sort=sort, top=top))
+            payload.update(
+                show.sweep_payload(
+                    doc, sort=sort, top=top, ascending=ascending, min_trades=min_trades
+                )
+            )
             common.print_json(payload)
             return
         _print_where(record)
@@ -162,6 +172,8 @@ def show_result(
             sort=sort,
             top=top,
             name=record.name,
+            ascending=ascending,
+            min_trades=min_trades,
         )
         return
     if json_output:

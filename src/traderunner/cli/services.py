@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from typing import Annotated, Any
 
@@ -211,7 +210,11 @@ def flower(
         f"--port={port}",
         "--purge_offline_workers=60",
     ]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    # exec, not a child: no idle Python process waits beside Flower (memory of ``up``), and a
+    # supervisor's SIGTERM reaches Flower itself.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)
 
 
 def flower_login(settings: Any) -> tuple[str, str]:

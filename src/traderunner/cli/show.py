@@ -76,20 +76,28 @@ def print_backtest(
         out.print(trades_table(trades_frame(trade_list), trades))
 
 
-def sweep_payload(doc: Mapping[str, Any], *, sort: str, top: int) -> dict[str, Any]:
+def sweep_payload(
+    doc: Mapping[str, Any],
+    *,
+    sort: str,
+    top: int,
+    ascending: bool = False,
+    min_trades: int = 0,
+) -> dict[str, Any]:
     """The ``sweep --json`` object from a sweep's document (every row): the top rows by
-    ``sort`` and the best one."""
-    from traderunner.engine.sweep import SweepResult
+    ``sort`` (ranked by :func:`traderunner.engine.sweep.rank_rows`) and the best one."""
+    from traderunner.engine.sweep import rank_rows
 
     rows = list(doc.get("rows") or [])
-    ranked = SweepResult(str(doc.get("strategy")), rows, int(doc.get("skipped") or 0), 0.0)
-    best = ranked.top(top, by=sort)
+    best = rank_rows(rows, sort, ascending=ascending, min_trades=min_trades, n=top)
     return {
         "strategy": doc.get("strategy"),
         "combinations": len(rows),
         "skipped": int(doc.get("skipped") or 0),
         "elapsed_s": float(doc.get("elapsed_s", doc.get("compute_s")) or 0.0),
         "sort": sort,
+        "ascending": ascending,
+        "min_trades": min_trades,
         "symbols": list(doc.get("symbols") or ()),
         "sources": dict(doc.get("sources") or {}),
         "rows": best,
@@ -107,10 +115,12 @@ def print_sweep(
     top: int,
     name: str = "",
     console: Console | None = None,
+    ascending: bool = False,
+    min_trades: int = 0,
 ) -> None:
     """Header (grid and settings), SYNTHETIC label, the top rows and the totals line."""
     out = console or common.out_console()
-    payload = sweep_payload(doc, sort=sort, top=top)
+    payload = sweep_payload(doc, sort=sort, top=top, ascending=ascending, min_trades=min_trades)
     for line in run_header(
         title=f"sweep {doc.get('strategy')} {grid_text(grid)}",
         symbols=payload["symbols"],
@@ -122,7 +132,9 @@ def print_sweep(
         out.print(line)
     common.warn_synthetic(common.synthetic_symbols(payload["sources"]), console=out)
     shown = [sort, *(m for m in SWEEP_METRICS if m != sort)]
-    title = f"top {len(payload['rows'])} of {payload['combinations']} by {sort}"
+    order = " (ascending)" if ascending else ""
+    kept = f", at least {min_trades} trades" if min_trades else ""
+    title = f"top {len(payload['rows'])} of {payload['combinations']} by {sort}{order}{kept}"
     out.print(sweep_table(payload["rows"], list(grid), shown, title))
     out.print(
         f"{payload['combinations']} combinations ({payload['skipped']} skipped as invalid) "

@@ -61,6 +61,9 @@ class CandleArrays:
     timeframe: Timeframe | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The UTC DatetimeIndex these times came from (``from_frame``), reused by :attr:`index`
+    #: so a frame's index is converted once.
+    source_index: pd.DatetimeIndex | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -75,10 +78,13 @@ class CandleArrays:
 
     @property
     def index(self) -> pd.DatetimeIndex:
-        """The timestamps as a UTC pandas DatetimeIndex."""
+        """The timestamps as a UTC pandas DatetimeIndex (nanoseconds)."""
+        if self.source_index is not None:
+            return self.source_index
         import pandas as pd
 
-        return pd.DatetimeIndex(self.ts.astype("datetime64[ns]")).tz_localize("UTC")
+        stamps = np.asarray(self.ts, dtype=np.int64).view("datetime64[ns]")
+        return pd.DatetimeIndex(stamps, dtype="datetime64[ns, UTC]", copy=False)
 
     def slice(self, start: int, stop: int) -> CandleArrays:
         """Bars ``start`` (inclusive) to ``stop`` (exclusive) by position."""
@@ -153,10 +159,16 @@ class CandleArrays:
                 f"found {', '.join(map(str, frame.columns)) or 'none'}"
             )
         index = frame.index
-        index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+        if index.tz is None:
+            index = index.tz_localize("UTC")
+        elif str(index.tz) != "UTC":
+            index = index.tz_convert("UTC")
         # pandas 3 may hold microseconds; our unit is always nanoseconds.
-        ts = np.asarray(index.as_unit("ns").asi8, dtype=np.int64).copy()
-        if len(ts) > 1 and not bool(np.all(np.diff(ts) > 0)):
+        if index.unit != "ns":
+            index = index.as_unit("ns")
+        # A view of the index's own int64 nanoseconds (no copy: these arrays are read-only).
+        ts = np.asarray(index.asi8, dtype=np.int64)
+        if len(ts) > 1 and not bool((ts[1:] > ts[:-1]).all()):
             raise DataRangeError(
                 "candle timestamps must be strictly increasing: sort the frame and drop "
                 "duplicate timestamps"
@@ -176,4 +188,5 @@ class CandleArrays:
             symbol=symbol,
             timeframe=timeframe,
             source=source,
+            source_index=index,
         )

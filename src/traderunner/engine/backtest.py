@@ -26,10 +26,21 @@ import numpy.typing as npt
 import pandas as pd
 
 from traderunner.domain.candles import CandleArrays
-from traderunner.engine.kernel import KernelRun, first_bad_bar, simulate
-from traderunner.engine.metrics import DAY_NS, compute_metrics, periods_per_year
+from traderunner.engine.kernel import END, KernelRun, first_bad_bar, simulate
+from traderunner.engine.metrics import (
+    DAY_NS,
+    compute_metrics,
+    day_info,
+    periods_per_year,
+)
 from traderunner.engine.options import BacktestOptions
-from traderunner.engine.result import BacktestResult, SymbolResult, trade_frame, utc_index
+from traderunner.engine.result import (
+    BacktestResult,
+    SymbolResult,
+    fill_frame,
+    trade_frame,
+    utc_index,
+)
 from traderunner.errors import CancelledError, DataRangeError, StrategyError
 from traderunner.strategies.base import Strategy, StrategyParams
 
@@ -131,6 +142,29 @@ def exposure(position: FloatArray) -> float:
     return float(np.count_nonzero(position != 0.0)) / len(position)
 
 
+def _closed(run: KernelRun) -> tuple[IntArray, IntArray]:
+    keep = run.n_trades - run.n_open
+    return run.entry_bar[:keep], run.exit_bar[:keep]
+
+
+def covered_bars(run: KernelRun) -> int:
+    """How many bars lie between a closed trade's entry bar and exit bar, both included."""
+    entry, exit_ = _closed(run)
+    if len(entry) == 0:
+        return 0
+    # One symbol's trades follow each other; a reversal's two trades share one bar.
+    return int((exit_ - entry + 1).sum() - np.count_nonzero(entry[1:] == exit_[:-1]))
+
+
+def covered_mask(n: int, run: KernelRun) -> npt.NDArray[np.bool_]:
+    """Per bar: inside a closed trade (entry to exit bar, both included)."""
+    entry, exit_ = _closed(run)
+    steps = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(steps, entry, 1)
+    np.add.at(steps, exit_ + 1, -1)
+    return np.cumsum(steps[:n]) > 0
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Prepared:
     """Validated candles plus what the portfolio needs, computed once per backtest or sweep."""
@@ -144,6 +178,15 @@ class Prepared:
     #: its first bar); None when every symbol has exactly the union timestamps.
     maps: list[IntArray] | None
     portfolio_ppy: float
+    #: per symbol, then for the portfolio: the last bar of each UTC day, and backtesting.py's
+    #: trading days per year (the ``bt_`` metrics).
+    ends: list[IntArray]
+    annual_days: list[float]
+    portfolio_ends: IntArray
+    portfolio_annual_days: float
+    #: the portfolio's buy-and-hold curve (each symbol's share of the cash held from its
+    #: first close); None for one symbol, whose closes are its benchmark.
+    benchmark: FloatArray | None
 
     @classmethod
     def build(cls, candles: CandleInput, options: BacktestOptions) -> Prepared:
@@ -157,14 +200,34 @@ class Prepared:
             union = np.unique(np.concatenate(ts_list))
             maps = [np.searchsorted(t, union, side="right") - 1 for t in ts_list]
         ppy = [periods_per_year(t) for t in ts_list]
+        days = [day_info(t) for t in ts_list]
+        ends = [d[0] for d in days]
+        annual = [d[1] for d in days]
+        union_days = days[0] if same else day_info(union)
+        cash_each = options.cash / len(pairs)
+        benchmark = None
+        if len(arrays) > 1:
+            benchmark = np.zeros(len(union))
+            for i, a in enumerate(arrays):
+                held = a.close * (cash_each / a.close[0])
+                if maps is None:
+                    benchmark += held
+                else:
+                    m = maps[i]
+                    benchmark += np.where(m >= 0, held[np.maximum(m, 0)], cash_each)
         return cls(
             symbols=[s for s, _ in pairs],
             candles=arrays,
-            cash_each=options.cash / len(pairs),
+            cash_each=cash_each,
             ppy=ppy,
             union_ts=union,
             maps=maps,
             portfolio_ppy=ppy[0] if same else periods_per_year(union),
+            ends=ends,
+            annual_days=annual,
+            portfolio_ends=union_days[0],
+            portfolio_annual_days=union_days[1],
+            benchmark=benchmark,
         )
 
     def run(self, i: int, target: npt.ArrayLike, options: BacktestOptions) -> KernelRun:
@@ -176,41 +239,55 @@ class Prepared:
         return (ts[run.exit_bar] - ts[run.entry_bar]) / DAY_NS
 
     def symbol_metrics(self, i: int, run: KernelRun) -> dict[str, float]:
+        c = self.candles[i]
         return compute_metrics(
             run.equity,
             self.cash_each,
-            self.candles[i].ts,
+            c.ts,
             exposure(run.position),
             run.pnl,
             run.trade_returns,
             run.exit_bar - run.entry_bar,
             self.trade_days(i, run),
             self.ppy[i],
+            benchmark=c.close,
+            is_open=run.reason == END,
+            fees_paid=run.fees_paid,
+            slippage_paid=run.slippage_paid,
+            ends=self.ends[i],
+            annual_days=self.annual_days[i],
+            bt_exposure=covered_bars(run) / len(c),
         )
 
-    def portfolio_curve(self, runs: Sequence[KernelRun]) -> tuple[FloatArray, float]:
-        """(portfolio equity on the union timestamps, exposure)."""
+    def portfolio_curve(self, runs: Sequence[KernelRun]) -> tuple[FloatArray, float, float]:
+        """(portfolio equity on the union timestamps, exposure, backtesting.py's exposure)."""
         if len(runs) == 1:
             run = runs[0]
-            return run.equity, exposure(run.position)
+            return run.equity, exposure(run.position), covered_bars(run) / len(run.equity)
         total = np.zeros(len(self.union_ts))
         held = np.zeros(len(self.union_ts), dtype=np.bool_)
+        covered = np.zeros(len(self.union_ts), dtype=np.bool_)
         for i, run in enumerate(runs):
+            inside_trade = covered_mask(len(run.equity), run)
             if self.maps is None:
                 total += run.equity
                 held |= run.position != 0
+                covered |= inside_trade
                 continue
             m = self.maps[i]
             inside = m >= 0
             idx = np.maximum(m, 0)
             total += np.where(inside, run.equity[idx], self.cash_each)
             held |= inside & (run.position[idx] != 0)
-        return total, float(np.count_nonzero(held)) / len(held)
+            covered |= inside & inside_trade[idx]
+        n = len(held)
+        return total, float(np.count_nonzero(held)) / n, float(np.count_nonzero(covered)) / n
 
     def portfolio_metrics(
         self, runs: Sequence[KernelRun], options: BacktestOptions
     ) -> tuple[FloatArray, dict[str, float]]:
-        curve, exposure = self.portfolio_curve(runs)
+        curve, exposure, bt_exposure = self.portfolio_curve(runs)
+        order = None
         if len(runs) == 1:
             pnl, rets, bars, days = (
                 runs[0].pnl,
@@ -218,13 +295,35 @@ class Prepared:
                 runs[0].exit_bar - runs[0].entry_bar,
                 self.trade_days(0, runs[0]),
             )
+            is_open = runs[0].reason == END
         else:
             pnl = np.concatenate([r.pnl for r in runs])
             rets = np.concatenate([r.trade_returns for r in runs])
             bars = np.concatenate([r.exit_bar - r.entry_bar for r in runs])
             days = np.concatenate([self.trade_days(i, r) for i, r in enumerate(runs)])
+            is_open = np.concatenate([r.reason == END for r in runs])
+            exits = np.concatenate([self.candles[i].ts[r.exit_bar] for i, r in enumerate(runs)])
+            order = np.argsort(exits, kind="stable")
+        benchmark = self.benchmark if self.benchmark is not None else self.candles[0].close
         metrics = compute_metrics(
-            curve, options.cash, self.union_ts, exposure, pnl, rets, bars, days, self.portfolio_ppy
+            curve,
+            options.cash,
+            self.union_ts,
+            exposure,
+            pnl,
+            rets,
+            bars,
+            days,
+            self.portfolio_ppy,
+            benchmark=benchmark,
+            benchmark_start=options.cash if self.benchmark is not None else None,
+            is_open=is_open,
+            exit_order=order,
+            fees_paid=sum(r.fees_paid for r in runs),
+            slippage_paid=sum(r.slippage_paid for r in runs),
+            ends=self.portfolio_ends,
+            annual_days=self.portfolio_annual_days,
+            bt_exposure=bt_exposure,
         )
         return curve, metrics
 
@@ -252,14 +351,17 @@ def run_backtest(
     runs: list[KernelRun] = []
     results: dict[str, SymbolResult] = {}
     frames: list[pd.DataFrame] = []
+    fill_frames: list[pd.DataFrame] = []
     for i, (sym, c) in enumerate(zip(prepared.symbols, prepared.candles, strict=True)):
         if should_stop is not None and should_stop():
             raise CancelledError(f"backtest cancelled before {sym!r} ({i} of {n} symbols done)")
         run = prepared.run(i, strat.target_positions(c), opts)
         runs.append(run)
-        index = utc_index(c.ts)
+        index = c.index
         trades = trade_frame(sym, c.ts, run)
         frames.append(trades)
+        fills = fill_frame(sym, c.ts, run)
+        fill_frames.append(fills)
         results[sym] = SymbolResult(
             symbol=sym,
             source=c.source or "unknown",
@@ -267,6 +369,7 @@ def run_backtest(
             position=run.position,
             trades=trades,
             metrics=prepared.symbol_metrics(i, run),
+            fills=fills,
         )
         if progress is not None:
             progress(i + 1, n, sym)
@@ -276,6 +379,7 @@ def run_backtest(
         metrics = dict(only.metrics)
         equity = pd.Series(runs[0].equity, index=only.equity.index, name="equity", copy=False)
         all_trades = frames[0]
+        all_fills = fill_frames[0]
     else:
         curve, metrics = prepared.portfolio_metrics(runs, opts)
         equity = pd.Series(curve, index=utc_index(prepared.union_ts), name="equity", copy=False)
@@ -285,6 +389,7 @@ def run_backtest(
             all_trades = all_trades.sort_values("entry_time", kind="stable", ignore_index=True)
         else:
             all_trades = frames[0]
+        all_fills = _merge(fill_frames, "time")
     return BacktestResult(
         strategy=strategy_name(type(strat)),
         params=strat.params.to_dict(),
@@ -293,4 +398,13 @@ def run_backtest(
         equity=equity,
         metrics=metrics,
         trades=all_trades,
+        fills=all_fills,
     )
+
+
+def _merge(frames: Sequence[pd.DataFrame], by: str) -> pd.DataFrame:
+    non_empty = [f for f in frames if len(f)]
+    if not non_empty:
+        return frames[0]
+    merged = pd.concat(non_empty, ignore_index=True)
+    return merged.sort_values(by, kind="stable", ignore_index=True)

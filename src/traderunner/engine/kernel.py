@@ -1,4 +1,8 @@
-"""The numba per-bar fill loop: target positions in, equity, positions and trades out.
+"""The numba fill loop: target positions in, equity, positions, trades and fills out.
+
+The loop calls :func:`traderunner.engine.step.step` once per bar (the paper broker calls the
+same function through :class:`~traderunner.engine.step.Stepper`), so every rule below lives in
+that one step.
 
 Semantics (the docs quote this block; tests in ``tests/unit/engine`` pin every rule):
 
@@ -13,9 +17,11 @@ Semantics (the docs quote this block; tests in ``tests/unit/engine`` pin every r
   (no fill when t is the last bar). ``close``: it fills at ``close[t]``. A reversal (long to
   short) is two fills at the same price: close the old position, then open the new one.
 * **Sizing.** At entry the equity is ``E = cash + position value`` (flat by then) and
-  ``units = (E*size - fee_per_order) / (fill_price * (1 + fees_bps/1e4))``, fractional, so fees
-  never make cash negative at size 1. A short sells the same number of units. When that is not
-  positive (equity used up by fees or losses) the entry is skipped.
+  ``units = (E*size - fee_per_order) / (fill_price * (1 + fees_bps/1e4))`` (``fill_price``
+  after slippage), so fees never make cash negative at size 1. With ``units=whole`` that is
+  rounded down to a multiple of ``lot_size`` (``floor(units / lot) * lot``, the peers' rule).
+  A short sells the same number of units. When that is not positive (equity used up by fees
+  or losses, or less than one lot) the entry is skipped.
 * **Costs.** Every fill moves against the trader: buys at ``price*(1+slippage)``, sells at
   ``price*(1-slippage)``. Each fill pays ``|units|*fill_price*fees_bps/1e4 + fee_per_order``.
 * **Stops** (each optional, a fraction of the entry fill price) are checked on every bar the
@@ -32,7 +38,10 @@ Semantics (the docs quote this block; tests in ``tests/unit/engine`` pin every r
   levels above/below). Stop fills pay slippage and fees like any other fill. For ``close`` fills
   a bar's stops are checked before that bar's close signal is acted on.
 * **End.** A position still open after the last bar is marked at the last close (no fee, no
-  slippage) and recorded as a trade with exit reason ``end``.
+  slippage) and recorded as a trade with exit reason ``end`` (an *open* trade; the others are
+  *closed*); it is not a fill.
+* **Fill log.** Every fill is logged: bar, side, units, price after slippage, fee and reason
+  (``signal`` for entries and signal exits, else the stop that fired).
 * **Equity** at each bar is ``cash + units * close[t]``; ``position[t]`` is the units held after
   bar t (negative for a short).
 
@@ -47,29 +56,52 @@ second specialisation.
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-from traderunner.engine.options import BacktestOptions, Direction, Fill
+from traderunner.engine.options import BacktestOptions
+from traderunner.engine.step import (
+    END,
+    EXIT_REASONS,
+    FILL_WIDTH,
+    O_DIRECTION,
+    SIGNAL,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRADE_WIDTH,
+    TRAILING_STOP,
+    filtered_target,
+    new_state,
+    option_array,
+    step,
+)
 from traderunner.errors import StrategyError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Int8Array = npt.NDArray[np.int8]
 
-#: Exit reason codes used by the kernel, indexing :data:`EXIT_REASONS`.
-SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, END = 0, 1, 2, 3, 4
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "end")
-
-_DIRECTION_CODE = {Direction.LONG: 0, Direction.SHORT: 1, Direction.BOTH: 2}
+__all__ = [
+    "END",
+    "EXIT_REASONS",
+    "SIGNAL",
+    "STOP_LOSS",
+    "TAKE_PROFIT",
+    "TRAILING_STOP",
+    "KernelRun",
+    "first_bad_bar",
+    "simulate",
+]
 
 
 class KernelRun(NamedTuple):
-    """Raw kernel output for one symbol; trade arrays are already trimmed to the trade count."""
+    """Raw kernel output for one symbol; trade and fill arrays are trimmed to their counts.
+
+    The last trade is the position still open at the end when its ``reason`` is ``END``.
+    """
 
     equity: FloatArray
     position: FloatArray
@@ -81,10 +113,23 @@ class KernelRun(NamedTuple):
     pnl: FloatArray
     fees: FloatArray
     reason: Int8Array
+    fill_bar: IntArray
+    fill_side: Int8Array
+    fill_units: FloatArray
+    fill_price: FloatArray
+    fill_fee: FloatArray
+    fill_reason: Int8Array
+    fees_paid: float
+    slippage_paid: float
 
     @property
     def n_trades(self) -> int:
         return len(self.pnl)
+
+    @property
+    def n_open(self) -> int:
+        """1 when a position was still open after the last bar, else 0."""
+        return int(len(self.reason) > 0 and self.reason[-1] == END)
 
     @property
     def trade_returns(self) -> FloatArray:
@@ -94,135 +139,16 @@ class KernelRun(NamedTuple):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _record(  # pragma: no cover - compiled
-    tr: FloatArray,
-    k: int,
-    entry_i: int,
-    exit_i: int,
-    entry_px: float,
-    exit_px: float,
-    units: float,
-    entry_fee: float,
-    exit_fee: float,
-    reason: int,
-) -> int:
-    tr[k, 0] = entry_i
-    tr[k, 1] = exit_i
-    tr[k, 2] = entry_px
-    tr[k, 3] = exit_px
-    tr[k, 4] = units
-    tr[k, 5] = units * (exit_px - entry_px) - entry_fee - exit_fee
-    tr[k, 6] = entry_fee + exit_fee
-    tr[k, 7] = reason
-    return k + 1
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _filtered(s: int, direction: int) -> int:  # pragma: no cover - compiled
-    if s > 1:
-        s = 1
-    elif s < -1:
-        s = -1
-    if (direction == 0 and s < 0) or (direction == 1 and s > 0):
-        return 0
-    return s
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _trade_to(  # pragma: no cover - compiled
-    want: int,
-    price: float,
-    t: int,
-    cash: float,
-    units: float,
-    entry_px: float,
-    entry_fee: float,
-    entry_i: int,
-    extreme: float,
-    tr: FloatArray,
-    k: int,
-    size: float,
-    fee_rate: float,
-    fee_fixed: float,
-    slip: float,
-) -> tuple[float, float, float, float, int, float, int]:
-    """Close a position on the other side (or flat target), then open ``want`` if flat."""
-    side = 0 if units == 0.0 else (1 if units > 0.0 else -1)
-    if side != 0 and side != want:
-        xpx = price * (1.0 - slip * side)
-        xfee = abs(units) * xpx * fee_rate + fee_fixed
-        cash += units * xpx - xfee
-        k = _record(tr, k, entry_i, t, entry_px, xpx, units, entry_fee, xfee, SIGNAL)
-        units = 0.0
-        side = 0
-    if side == 0 and want != 0:
-        epx = price * (1.0 + slip * want)
-        qty = (cash * size - fee_fixed) / (epx * (1.0 + fee_rate))
-        if qty > 0.0:
-            units = qty * want
-            entry_fee = qty * epx * fee_rate + fee_fixed
-            cash -= units * epx + entry_fee
-            entry_px = epx
-            entry_i = t
-            extreme = epx
-    return cash, units, entry_px, entry_fee, entry_i, extreme, k
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _stops(  # pragma: no cover - compiled
-    o: float,
-    h: float,
-    lo: float,
-    units: float,
-    entry_px: float,
-    extreme: float,
-    sl: float,
-    tp: float,
-    trail: float,
-) -> tuple[int, float, float]:
-    """(exit reason or -1, exit level before slippage, updated peak/trough) for one bar."""
-    sl_on = not math.isnan(sl)
-    tp_on = not math.isnan(tp)
-    tr_on = not math.isnan(trail)
-    stop_on = sl_on or tr_on
-    if units > 0.0:
-        extreme = max(extreme, o)
-        stop = -np.inf
-        reason = STOP_LOSS
-        if sl_on:
-            stop = entry_px * (1.0 - sl)
-        if tr_on and extreme * (1.0 - trail) > stop:
-            stop = extreme * (1.0 - trail)
-            reason = TRAILING_STOP
-        target = entry_px * (1.0 + tp) if tp_on else np.inf
-        if stop_on and o <= stop:
-            return reason, o, extreme
-        if tp_on and o >= target:
-            return TAKE_PROFIT, o, extreme
-        if stop_on and lo <= stop:
-            return reason, stop, extreme
-        if tp_on and h >= target:
-            return TAKE_PROFIT, target, extreme
-        # The high joins the peak only now: it may have come after the low.
-        return -1, 0.0, max(extreme, h)
-    extreme = min(extreme, o)
-    stop = np.inf
-    reason = STOP_LOSS
-    if sl_on:
-        stop = entry_px * (1.0 + sl)
-    if tr_on and extreme * (1.0 + trail) < stop:
-        stop = extreme * (1.0 + trail)
-        reason = TRAILING_STOP
-    target = entry_px * (1.0 - tp) if tp_on else -np.inf
-    if stop_on and o >= stop:
-        return reason, o, extreme
-    if tp_on and o <= target:
-        return TAKE_PROFIT, o, extreme
-    if stop_on and h >= stop:
-        return reason, stop, extreme
-    if tp_on and lo <= target:
-        return TAKE_PROFIT, target, extreme
-    return -1, 0.0, min(extreme, lo)
+def _trade_capacity(target: Int8Array, direction: int) -> int:  # pragma: no cover - compiled
+    # Every entry needs a change to a non-zero target, which bounds the number of trades.
+    cap = 1
+    prev = 0
+    for t in range(len(target)):
+        s = filtered_target(target[t], direction)
+        if s != prev and s != 0:
+            cap += 1
+        prev = s
+    return cap
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -234,101 +160,42 @@ def _kernel(  # pragma: no cover - compiled
     target: Int8Array,
     equity: FloatArray,
     position: FloatArray,
-    fill_at_close: bool,
-    direction: int,
-    size: float,
-    cash0: float,
-    fee_rate: float,
-    fee_fixed: float,
-    slip: float,
-    sl: float,
-    tp: float,
-    trail: float,
-) -> tuple[FloatArray, int]:
+    state: npt.NDArray[np.void],
+    opts: tuple[float, ...],
+    trades: FloatArray,
+    fills: FloatArray,
+) -> tuple[int, int]:
+    """The loop: :func:`step` on every bar, its outbox appended to the logs; (trades, fills)."""
     n = len(close)
-    # Every entry needs a change to a non-zero target, which bounds the number of trades.
-    cap = 1
-    prev = 0
-    for t in range(n):
-        s = _filtered(target[t], direction)
-        if s != prev and s != 0:
-            cap += 1
-        prev = s
-    tr = np.empty((cap, 8))
-    any_stop = not (math.isnan(sl) and math.isnan(tp) and math.isnan(trail))
-
-    cash = cash0
-    units = 0.0
-    acted = 0
-    entry_px = 0.0
-    entry_fee = 0.0
-    entry_i = 0
-    extreme = 0.0  # best price since entry: the peak for a long, the trough for a short
-    pending = False
+    st = state[0]
     k = 0
+    f = 0
     for t in range(n):
-        # 1. the change seen on the previous close fills at this open (fill=next_open);
-        if pending:
-            pending = False
-            cash, units, entry_px, entry_fee, entry_i, extreme, k = _trade_to(
-                acted,
-                open_[t],
-                t,
-                cash,
-                units,
-                entry_px,
-                entry_fee,
-                entry_i,
-                extreme,
-                tr,
-                k,
-                size,
-                fee_rate,
-                fee_fixed,
-                slip,
-            )
-        # 2. stops on this bar's range, after that open fill and before this close's signal;
-        if any_stop and units != 0.0:
-            hit, level, extreme = _stops(
-                open_[t], high[t], low[t], units, entry_px, extreme, sl, tp, trail
-            )
-            if hit >= 0:
-                side = 1.0 if units > 0.0 else -1.0
-                xpx = level * (1.0 - slip * side)
-                xfee = abs(units) * xpx * fee_rate + fee_fixed
-                cash += units * xpx - xfee
-                k = _record(tr, k, entry_i, t, entry_px, xpx, units, entry_fee, xfee, hit)
-                units = 0.0
-        # 3. a change of target on this close trades now (fill=close) or at the next open.
-        s = _filtered(target[t], direction)
-        if s != acted:
-            acted = s
-            if fill_at_close:
-                cash, units, entry_px, entry_fee, entry_i, extreme, k = _trade_to(
-                    s,
-                    close[t],
-                    t,
-                    cash,
-                    units,
-                    entry_px,
-                    entry_fee,
-                    entry_i,
-                    extreme,
-                    tr,
-                    k,
-                    size,
-                    fee_rate,
-                    fee_fixed,
-                    slip,
-                )
-            else:
-                pending = t + 1 < n
-        equity[t] = cash + units * close[t]
-        position[t] = units
-
+        equity[t] = step(st, opts, t, open_[t], high[t], low[t], close[t], target[t])
+        position[t] = st.units
+        if st.n_fills > 0:
+            # Element by element: row views of the record would be reference-counted.
+            for j in range(st.n_fills):
+                for m in range(FILL_WIDTH):
+                    fills[f, m] = st.fills[j, m]
+                f += 1
+            for j in range(st.n_trades):
+                for m in range(TRADE_WIDTH):
+                    trades[k, m] = st.trades[j, m]
+                k += 1
+    units = st.units
     if units != 0.0:
-        k = _record(tr, k, entry_i, n - 1, entry_px, close[n - 1], units, entry_fee, 0.0, END)
-    return tr, k
+        # Still open: marked at the last close, no fee, no slippage (not a fill).
+        trades[k, 0] = st.entry_bar
+        trades[k, 1] = n - 1
+        trades[k, 2] = st.entry_price
+        trades[k, 3] = close[n - 1]
+        trades[k, 4] = units
+        trades[k, 5] = units * (close[n - 1] - st.entry_price) - st.entry_fee
+        trades[k, 6] = st.entry_fee
+        trades[k, 7] = END
+        k += 1
+    return k, f
 
 
 @numba.njit(cache=True, nogil=True)
@@ -361,10 +228,23 @@ def _first_bad_bar(  # pragma: no cover - compiled
     return -1, 0
 
 
+_A = TypeVar("_A", bound=np.ndarray[Any, Any])
+
+
+def _readonly(arr: _A) -> _A:
+    # Inputs always reach numba as read-only, C-contiguous views: one compiled version, and no
+    # copy of an array that is already float64 and contiguous but read-only (pandas hands out
+    # read-only views of its columns).
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)  # type: ignore[assignment]
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
 def _f64(values: npt.ArrayLike) -> FloatArray:
-    # One array type for numba (C-contiguous, writable float64) means one compiled version.
-    arr = np.ascontiguousarray(values, dtype=np.float64)
-    return arr if arr.flags.writeable else arr.copy()
+    return _readonly(np.asarray(values, dtype=np.float64))
 
 
 def first_bad_bar(
@@ -375,18 +255,12 @@ def first_bad_bar(
     ``problem`` is ``"price"`` (a missing, infinite or non-positive open/high/low/close) or
     ``"order"`` (a timestamp not after the previous one).
     """
-    ts64 = np.ascontiguousarray(ts, dtype=np.int64)
-    if not ts64.flags.writeable:
-        ts64 = ts64.copy()
+    ts64 = _readonly(np.asarray(ts, dtype=np.int64))
     cols = (_f64(open_), _f64(high), _f64(low), _f64(close))
     if _all_good(ts64, *cols):
         return -1, ""
     i, kind = _first_bad_bar(ts64, *cols)
     return int(i), ("", "price", "order")[int(kind)]
-
-
-def _stop(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def simulate(
@@ -403,9 +277,7 @@ def simulate(
     ``target`` is the strategy's target position per bar; the direction filter is applied
     here. Prices must be finite and positive (see :func:`first_bad_bar`).
     """
-    tgt = np.ascontiguousarray(target, dtype=np.int8)
-    if not tgt.flags.writeable:
-        tgt = tgt.copy()
+    tgt = _readonly(np.asarray(target, dtype=np.int8))
     n = len(tgt)
     if not len(open_) == len(high) == len(low) == len(close) == n:
         raise StrategyError(f"got {n} target positions for {len(close)} bars: give one per bar")
@@ -413,7 +285,13 @@ def simulate(
     # arrays allocated inside numba would page-fault every 4 KiB and take twice as long.
     equity = np.empty(n)
     position = np.empty(n)
-    tr, k = _kernel(
+    opts = option_array(options)
+    # Each trade has at most two fills.
+    cap = int(_trade_capacity(tgt, int(opts[O_DIRECTION])))
+    trades = np.empty((cap, TRADE_WIDTH))
+    fills = np.empty((2 * cap, FILL_WIDTH))
+    state = new_state(options.cash if cash is None else cash)
+    k, f = _kernel(
         _f64(open_),
         _f64(high),
         _f64(low),
@@ -421,27 +299,30 @@ def simulate(
         tgt,
         equity,
         position,
-        options.fill is Fill.CLOSE,
-        _DIRECTION_CODE[options.direction],
-        float(options.size),
-        float(options.cash if cash is None else cash),
-        float(options.fees_bps) / 1e4,
-        float(options.fee_per_order),
-        float(options.slippage_bps) / 1e4,
-        _stop(options.stop_loss),
-        _stop(options.take_profit),
-        _stop(options.trailing_stop),
+        state,
+        opts,
+        trades,
+        fills,
     )
-    tr = tr[:k]
+    trades, fills = trades[:k], fills[:f]
+    rec = state[0]
     return KernelRun(
         equity=equity,
         position=position,
-        entry_bar=tr[:, 0].astype(np.int64),
-        exit_bar=tr[:, 1].astype(np.int64),
-        entry_price=np.ascontiguousarray(tr[:, 2]),
-        exit_price=np.ascontiguousarray(tr[:, 3]),
-        units=np.ascontiguousarray(tr[:, 4]),
-        pnl=np.ascontiguousarray(tr[:, 5]),
-        fees=np.ascontiguousarray(tr[:, 6]),
-        reason=tr[:, 7].astype(np.int8),
+        entry_bar=trades[:, 0].astype(np.int64),
+        exit_bar=trades[:, 1].astype(np.int64),
+        entry_price=np.ascontiguousarray(trades[:, 2]),
+        exit_price=np.ascontiguousarray(trades[:, 3]),
+        units=np.ascontiguousarray(trades[:, 4]),
+        pnl=np.ascontiguousarray(trades[:, 5]),
+        fees=np.ascontiguousarray(trades[:, 6]),
+        reason=trades[:, 7].astype(np.int8),
+        fill_bar=fills[:, 0].astype(np.int64),
+        fill_side=fills[:, 1].astype(np.int8),
+        fill_units=np.ascontiguousarray(fills[:, 2]),
+        fill_price=np.ascontiguousarray(fills[:, 3]),
+        fill_fee=np.ascontiguousarray(fills[:, 4]),
+        fill_reason=fills[:, 5].astype(np.int8),
+        fees_paid=float(rec["fees_paid"]),
+        slippage_paid=float(rec["slippage_paid"]),
     )

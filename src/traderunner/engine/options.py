@@ -8,8 +8,12 @@ option             default      meaning
                                 (optimistic; what most vectorised libraries do by default).
 ``direction``      long         ``long``: only the +1 side of the target is traded; ``short``:
                                 only -1; ``both``: long and short, reversing in one bar.
-``size``           1.0          fraction of current equity committed per entry (fractional
-                                units, no rounding), 0 < size <= 1.
+``size``           1.0          fraction of current equity committed per entry, 0 < size <= 1.
+``units``          fractional   ``fractional``: any number of units. ``whole``: the units are
+                                rounded down to a multiple of ``lot_size`` (the peers' rule:
+                                floor of equity x size / fill price, costs included).
+``lot_size``       1            with ``units=whole``, units are a multiple of this (a whole
+                                number >= 1; 100 for round lots).
 ``cash``           100000       starting cash (split equally over the symbols of a backtest).
 ``fees_bps``       0            fee per fill, basis points of the filled notional.
 ``fee_per_order``  0            fixed fee per fill, in cash.
@@ -40,6 +44,11 @@ class Fill(StrEnum):
     CLOSE = "close"
 
 
+class Units(StrEnum):
+    FRACTIONAL = "fractional"
+    WHOLE = "whole"
+
+
 class Direction(StrEnum):
     LONG = "long"
     SHORT = "short"
@@ -53,6 +62,8 @@ class BacktestOptions:
     fill: Fill = Fill.NEXT_OPEN
     direction: Direction = Direction.LONG
     size: float = 1.0
+    units: Units = Units.FRACTIONAL
+    lot_size: float = 1.0
     cash: float = 100_000.0
     fees_bps: float = 0.0
     fee_per_order: float = 0.0
@@ -62,17 +73,21 @@ class BacktestOptions:
     trailing_stop: float | None = None
 
     def __post_init__(self) -> None:
-        for name, enum in (("fill", Fill), ("direction", Direction)):
+        for name, enum in (("fill", Fill), ("direction", Direction), ("units", Units)):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, enum(str(value).strip().lower()))
             except ValueError:
                 allowed = ", ".join(e.value for e in enum)
                 raise OptionError(f"{name} must be one of {allowed}, got {value!r}") from None
-        for name in ("size", "cash", "fees_bps", "fee_per_order", "slippage_bps"):
+        for name in ("size", "lot_size", "cash", "fees_bps", "fee_per_order", "slippage_bps"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
         if not 0.0 < self.size <= 1.0:
             raise OptionError(f"size must be a fraction of equity in (0, 1], got {self.size}")
+        if self.lot_size < 1 or self.lot_size != int(self.lot_size):
+            raise OptionError(f"lot_size must be a whole number >= 1, got {self.lot_size:g}")
+        if self.lot_size != 1 and self.units is not Units.WHOLE:
+            raise OptionError("lot_size needs units=whole (fractional units have no lots)")
         if self.cash <= 0:
             raise OptionError(f"cash must be positive, got {self.cash}")
         for name in ("fees_bps", "fee_per_order", "slippage_bps"):

@@ -35,7 +35,7 @@ from traderunner.strategies.base import Strategy
 from traderunner.strategies.grid import expand_grid, parse_grid_values
 from traderunner.strategies.indicators import indicator_cache
 
-__all__ = ["SweepResult", "expand_grid", "parse_grid_values", "run_sweep"]
+__all__ = ["SweepResult", "expand_grid", "parse_grid_values", "rank_rows", "run_sweep"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,21 +50,12 @@ class SweepResult:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
-    def top(self, n: int = 10, by: str = "sharpe") -> list[dict[str, Any]]:
-        """The ``n`` best rows by ``by`` (a metric or parameter), descending, NaN last."""
-        known = list(METRIC_NAMES) + [
-            k for k in (self.rows[0] if self.rows else {}) if k not in METRIC_NAMES
-        ]
-        if by not in known:
-            raise OptionError(f"cannot rank by {by!r}: use one of {', '.join(known)}")
-
-        def key(row: dict[str, Any]) -> tuple[int, float]:
-            value = row.get(by)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                return (1, 0.0)
-            return (0, -float(value))
-
-        return sorted(self.rows, key=key)[: max(int(n), 0)]
+    def top(
+        self, n: int = 10, by: str = "sharpe", *, ascending: bool = False, min_trades: int = 0
+    ) -> pd.DataFrame:
+        """The ``n`` best rows by ``by`` as a DataFrame (see :func:`rank_rows`)."""
+        ranked = rank_rows(self.rows, by, ascending=ascending, min_trades=min_trades, n=n)
+        return pd.DataFrame(ranked, columns=list(self.rows[0]) if self.rows else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (NaN and infinities as None)."""
@@ -74,6 +65,47 @@ class SweepResult:
             "skipped": self.skipped,
             "elapsed_s": self.elapsed_s,
         }
+
+
+def rank_rows(
+    rows: Sequence[Mapping[str, Any]],
+    by: str,
+    *,
+    ascending: bool = False,
+    min_trades: int = 0,
+    n: int | None = None,
+) -> list[dict[str, Any]]:
+    """Sweep rows ranked by ``by`` (a metric or parameter), best first, at most ``n``.
+
+    Descending unless ``ascending``. Finite values are ranked; rows whose value is infinite
+    (a profit factor without a losing trade) come after them, then rows where it is NaN or
+    missing, each group in combination order. Rows with fewer than ``min_trades`` trades are
+    left out. An unknown ``by`` raises OptionError naming the known ones.
+    """
+    known = list(METRIC_NAMES) + [k for k in (rows[0] if rows else {}) if k not in METRIC_NAMES]
+    if by not in known:
+        raise OptionError(f"cannot rank by {by!r}: use one of {', '.join(known)}")
+    if min_trades < 0:
+        raise OptionError(f"min_trades must be >= 0, got {min_trades}")
+    sign = 1.0 if ascending else -1.0
+
+    def key(row: Mapping[str, Any]) -> tuple[int, float]:
+        value = row.get(by)
+        if value is None or isinstance(value, str):
+            return (2, 0.0)
+        number = float(value)
+        if math.isnan(number):
+            return (2, 0.0)
+        if math.isinf(number):
+            return (1, 0.0)
+        return (0, sign * number)
+
+    def enough(row: Mapping[str, Any]) -> bool:
+        trades = row.get("trades")
+        return min_trades <= 0 or (trades is not None and float(trades) >= min_trades)
+
+    ranked = sorted((dict(r) for r in rows if enough(r)), key=key)
+    return ranked if n is None else ranked[: max(int(n), 0)]
 
 
 def _evaluate(

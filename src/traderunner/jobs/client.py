@@ -24,6 +24,7 @@ from traderunner.domain.jobs import JobKind, JobRecord, JobState, Queue
 from traderunner.domain.runs import Page, ensure_may_change
 from traderunner.errors import (
     RedisError,
+    RedisFullError,
     StrategyUnavailableError,
     UnsafeRedisError,
     UserInputError,
@@ -44,6 +45,18 @@ _DEFAULT_QUEUE = {
     JobKind.NOOP: Queue.INTERACTIVE,
     JobKind.SWEEP: Queue.BATCH,
 }
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """A Redis OOM refusal, however kombu/redis-py wrapped it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in str(
+            seen
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class JobClient:
@@ -195,8 +208,12 @@ class JobClient:
                     )
                 )
             self.board.create([parent, *children])
-            for child in children:
-                self._enqueue(child)
+            try:
+                for child in children:
+                    self._enqueue(child)
+            except RedisFullError:
+                self._withdraw([parent, *children])
+                raise
             return parent
         record = JobRecord(
             id=job_id,
@@ -208,14 +225,36 @@ class JobClient:
             owner=owner,
         )
         self.board.create([record])
-        self._enqueue(record)
+        try:
+            self._enqueue(record)
+        except RedisFullError:
+            self._withdraw([record])
+            raise
         return record
 
     def _enqueue(self, record: JobRecord) -> None:
         try:
             enqueue(self.app, record)
-        except Exception as exc:  # broker down: the row is recorded, the reconciler enqueues it
+        except Exception as exc:
+            if _is_oom(exc):
+                # The broker is up but full (noeviction at maxmemory): the reconciler could
+                # not enqueue it either, so the submission fails now, loudly, and is withdrawn.
+                raise RedisFullError(
+                    "the durable Redis is full (its maxmemory is reached and it evicts nothing): "
+                    "the job was not submitted; free memory there or raise its maxmemory "
+                    "(traderunner doctor shows its state), then submit again"
+                ) from None
+            # Broker down: the row is recorded, the reconciler enqueues it.
             self.board.progress(record.id, 0.0, f"not yet enqueued ({exc}); the reconciler will")
+
+    def _withdraw(self, records: builtins.list[JobRecord]) -> None:
+        """Remove a submission that could not be enqueued: rows, then hashes (DEL frees
+        memory, so a full server allows it). A message already enqueued for one of them is
+        dropped by the worker that takes it (its job is unknown)."""
+        ids = [r.id for r in records]
+        self.store.jobs.withdraw(list(reversed(ids)))
+        with contextlib.suppress(redis.RedisError):
+            self.redis.delete(*[self.keys.job(i) for i in ids])
 
     # -- workers -----------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from traderunner.domain.runs import RunOrigin
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import (
     CancelledError,
+    DataRangeError,
     RedisError,
     StoreError,
     StrategyError,
@@ -113,6 +114,14 @@ class WorkerContext:
 
 class RetryableError(Exception):
     """Infrastructure failed mid-job; the delivery should be retried."""
+
+
+class QuotaWaitError(Exception):
+    """The job's fetch found the provider's quota spent: it waits (QUEUED) for ``wait_s``."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = max(1.0, float(wait_s))
 
 
 def execute(ctx: WorkerContext, job_id: str) -> str:
@@ -192,6 +201,16 @@ def _run_started(ctx: WorkerContext, record: JobRecord, token: str) -> str:
         )
         _after_failure(ctx, record)
         return "cancelled"
+    except QuotaWaitError as exc:
+        # Not a failure: the job waits for the quota's reset, visibly, and runs again then.
+        ctx.board.transition(
+            job_id,
+            JobState.QUEUED,
+            expect=(JobState.RUNNING,),
+            attempts=record.attempts - 1,
+            message=str(exc),
+        )
+        raise
     except INFRA_ERRORS as exc:
         # Give the attempt back: the retry is the same attempt, not a new failure.
         ctx.board.transition(
@@ -326,6 +345,55 @@ def _load(ctx: WorkerContext, spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _fetch_first(
+    ctx: WorkerContext, record: JobRecord, spec: dict[str, Any], reporter: _Reporter
+) -> None:
+    """The guide's first phase: fetch what the store lacks (marketdata.pipeline).
+
+    A spent quota raises QuotaWaitError (the job waits, QUEUED, for the reset); anything else
+    that kept data from arriving fails the job with the fetch's own words.
+    """
+    from datetime import UTC, datetime
+
+    from traderunner.marketdata.pipeline import fetch_needed, open_provider
+
+    tf = Timeframe.parse(spec["timeframe"])
+    period = Period.parse(spec.get("start"), spec.get("end"))
+    if period.start is None:
+        raise UserInputError("a job that fetches needs a start (--from)")
+    ctx.board.progress(record.id, 0.0, "fetching data")
+    with open_provider(str(spec["fetch"]), ctx.settings, tf) as provider:
+        report = fetch_needed(
+            ctx.store,
+            provider,
+            list(spec["symbols"]),
+            tf,
+            period.start,
+            period.end or datetime.now(UTC),
+            durable=ctx.durable,
+            keys=ctx.keys,
+            progress=reporter.report,
+            refetch_sessions=ctx.settings.eodhd_refetch_sessions,
+        )
+    if report.quota_resets_at is not None:
+        when = datetime.fromtimestamp(report.quota_resets_at, tz=UTC)
+        raise QuotaWaitError(
+            f"waiting for the EODHD daily quota reset at {when:%Y-%m-%d %H:%M} UTC "
+            f"(fetched {report.requests} requests so far; it goes on then)",
+            report.quota_resets_at - time.time(),
+        )
+    if report.retry_after is not None:
+        raise QuotaWaitError(
+            f"waiting {report.retry_after:.0f} s for the EODHD rate limit "
+            f"(fetched {report.requests} requests so far)",
+            report.retry_after,
+        )
+    failed = [s for s in report.symbols if not s.ok]
+    if failed:
+        raise DataRangeError(f"fetching data failed for {failed[0].symbol}: {failed[0].error}")
+    ctx.board.progress(record.id, 0.0, "backtesting")
+
+
 #: (kind, JSON payload, table or None): a job result stored with the job's final state.
 JobResult = tuple[JobKind, dict[str, Any], Any] | None
 
@@ -346,14 +414,22 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             raise StrategyError(str(spec["fail"]))
         return "done", (JobKind.NOOP, {"ok": True}, None)
     from traderunner.engine import run_backtest, run_sweep
+    from traderunner.marketdata.adjust import apply_adjustment, describe
 
-    candles = _load(ctx, spec)
+    timings: dict[str, float] = {}
+    if spec.get("fetch"):
+        started = time.perf_counter()
+        _fetch_first(ctx, record, spec, reporter)
+        timings["fetch_s"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    candles, applied = apply_adjustment(ctx.store, _load(ctx, spec), spec.get("adjust"))
+    adjusted = describe(applied)
     if record.kind is JobKind.BACKTEST:
         result = run_backtest(
             spec["strategy"],
             candles,
             dict(spec.get("params") or {}),
-            progress=reporter.report,
+            progress=lambda done, total, *_: reporter.report(done, total, "backtesting"),
             should_stop=reporter.should_stop,
             **dict(spec.get("options") or {}),
         )
@@ -366,6 +442,11 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             name=str(spec.get("name") or ""),
             period=Period.parse(spec.get("start"), spec.get("end")).describe(),
             prices=candles,
+            details={
+                "adjust": adjusted,
+                **timings,
+                "backtest_s": round(time.perf_counter() - started, 3),
+            },
         )
         line = f"{result.n_trades} trades, total return {result.metrics.get('total_return', 0):.2%}"
         return line, None
@@ -375,7 +456,7 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             candles,
             combos=list(spec["combos"]),
             workers=1,
-            progress=lambda d, t: reporter.report(d, t, f"{d}/{t} combinations"),
+            progress=lambda d, t: reporter.report(d, t, f"backtesting {d}/{t} combinations"),
             should_stop=reporter.should_stop,
             **dict(spec.get("options") or {}),
         )
@@ -384,6 +465,8 @@ def _dispatch(ctx: WorkerContext, record: JobRecord) -> tuple[str, JobResult]:
             "count": len(sweep.rows),
             "elapsed_s": sweep.elapsed_s,
             "sources": {s: c.source for s, c in candles.items()},
+            "adjust": adjusted,
+            **timings,
         }
         return f"{len(sweep.rows)} combinations", (JobKind.SWEEP_CHUNK, payload, sweep.to_frame())
     raise UserInputError(f"job {record.id} has kind {record.kind.value}, which no task runs")

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from traderunner.domain.adjust import parse_adjust
 from traderunner.domain.jobs import JobKind
 from traderunner.domain.period import Period
 from traderunner.domain.timeframe import Timeframe
@@ -47,6 +48,11 @@ class BacktestSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
+    # Daily prices: "all" (split- and dividend-adjusted), "splits" or "none" (marketdata.adjust)
+    adjust: str = "all"
+    # A provider ("eodhd", "synthetic") the worker fetches missing data from first; None: the
+    # store must already hold the data
+    fetch: str | None = None
 
     kind = JobKind.BACKTEST
 
@@ -61,6 +67,8 @@ class BacktestSpec:
             "params": dict(self.params),
             "options": dict(self.options),
             "name": self.name,
+            "adjust": self.adjust,
+            "fetch": self.fetch,
         }
 
 
@@ -77,6 +85,8 @@ class SweepSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
     chunk_size: int | None = None  # combinations per chunk; None = sized automatically
+    adjust: str = "all"  # as BacktestSpec.adjust
+    fetch: str | None = None  # as BacktestSpec.fetch: fetched once for all chunks
 
     kind = JobKind.SWEEP
 
@@ -92,6 +102,8 @@ class SweepSpec:
             "options": dict(self.options),
             "name": self.name,
             "chunk_size": self.chunk_size,
+            "adjust": self.adjust,
+            "fetch": self.fetch,
         }
 
 
@@ -127,6 +139,8 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
                 params=dict(data.get("params") or {}),
                 options=dict(data.get("options") or {}),
                 name=str(data.get("name") or ""),
+                adjust=parse_adjust(data.get("adjust")),
+                fetch=_fetch(data.get("fetch")),
             )
         if kind == JobKind.SWEEP:
             grid = data.get("grid")
@@ -142,6 +156,8 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
                 options=dict(data.get("options") or {}),
                 name=str(data.get("name") or ""),
                 chunk_size=data.get("chunk_size"),
+                adjust=parse_adjust(data.get("adjust")),
+                fetch=_fetch(data.get("fetch")),
             )
         if kind == JobKind.NOOP:
             return NoopSpec(
@@ -152,6 +168,30 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
     except (TypeError, ValueError) as exc:
         raise UserInputError(f"the job spec is malformed: {exc}") from None
     raise UserInputError(f"unknown job kind {kind!r}: use backtest, sweep or noop")
+
+
+FETCH_PROVIDERS = ("eodhd", "synthetic")
+
+
+def _fetch(value: Any) -> str | None:
+    """The ``fetch`` of a spec: None (no fetch), eodhd or synthetic; UserInputError otherwise."""
+    if value is None or value == "" or value is False:
+        return None
+    text = str(value).strip().lower()
+    if text not in FETCH_PROVIDERS:
+        raise UserInputError(
+            f"fetch {value!r} is not a provider: use eodhd (or synthetic for generated data), "
+            "or leave it out to use the stored data"
+        )
+    return text
+
+
+def _estimated_bars(timeframe: Timeframe, period: Period) -> int:
+    """Bars a fetch will bring for ``period``: weekdays times one US session's bars."""
+    assert period.start_ns is not None and period.end_ns is not None
+    days = max(1, (period.end_ns - period.start_ns) // (86_400 * 10**9) + 1)
+    per_day = 1 if timeframe is Timeframe.D1 else max(1, 390 * 60 // timeframe.seconds)
+    return int(days * 5 // 7 + 1) * per_day
 
 
 def _is_seq(value: Any) -> bool:
@@ -193,10 +233,23 @@ def validate(spec: Spec, store: Store) -> Checked:
         return Checked(spec)
     strategy = get_strategy(spec.strategy)
     BacktestOptions.from_kwargs(**dict(spec.options))
+    parse_adjust(spec.adjust)
     timeframe = Timeframe.parse(spec.timeframe)
     period = Period.parse(spec.start, spec.end)
     bars = 0
-    for symbol in spec.symbols:
+    fetching = _fetch(spec.fetch)
+    if fetching is not None:
+        # The worker fetches the data first: nothing to find in the store yet.
+        if not spec.symbols:
+            raise DataRangeError("fetch needs the symbols to fetch: pass --symbols, e.g. AAPL.US")
+        if period.start_ns is None:
+            raise DataRangeError(
+                "fetch needs the first day to fetch: pass --from, e.g. --from 2024-01-02"
+            )
+        if period.end_ns is None:
+            period = Period.parse(spec.start, _today())
+        bars = _estimated_bars(timeframe, period)
+    for symbol in spec.symbols if fetching is None else ():
         info = store.candles.series(symbol, timeframe)
         if info is None:
             known = sorted({s.symbol for s in store.candles.list_series()})
@@ -222,6 +275,12 @@ def validate(spec: Spec, store: Store) -> Checked:
         raise ParameterError("chunk_size must be >= 1")
     chunks = tuple(tuple(combos[i : i + size]) for i in range(0, len(combos), size))
     return Checked(spec, period, bars, tuple(combos), skipped, chunks)
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date().isoformat()
 
 
 def auto_chunk_size(n_combos: int, bars: int) -> int:

@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery, signals
@@ -24,7 +25,7 @@ from traderunner.config import Settings
 from traderunner.domain.jobs import Queue
 from traderunner.jobs.app import TASK_RUN_JOB, make_celery
 from traderunner.jobs.reconciler import ReconcilerThread
-from traderunner.jobs.runner import RetryableError, WorkerContext, execute
+from traderunner.jobs.runner import QuotaWaitError, RetryableError, WorkerContext, execute
 from traderunner.jobs.workers import Advertiser
 from traderunner.redisdb.connection import check_durable, connect, resolve_urls
 from traderunner.redisdb.keys import Keys
@@ -88,7 +89,11 @@ def build_app(settings: Settings, *, name: str | None = None) -> Celery:
         max_retries=20,
     )
     def run_job(self: Any, job_id: str) -> str:
-        return execute(worker_context(settings, f"{worker_name}/{os.getpid()}"), job_id)
+        try:
+            return execute(worker_context(settings, f"{worker_name}/{os.getpid()}"), job_id)
+        except QuotaWaitError as exc:
+            # The job is QUEUED, saying what it waits for; deliver it again at the reset.
+            raise self.retry(countdown=exc.wait_s, max_retries=None) from None
 
     return app
 
@@ -167,6 +172,124 @@ def restart_in_place() -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
+@dataclass
+class WorkerServices:
+    """What a worker process runs beside Celery's consumer, wired to Celery's signals.
+
+    Built by :func:`install_worker_services` for ``traderunner worker`` and for Celery's own
+    ``celery -A traderunner.jobs.celery_app worker`` alike, so both run the same: the
+    reconciler, the stall watchdog and the advertiser start when the worker is ready (named
+    after its Celery node), each pool process warms the engine up, and a shutdown stops them.
+    ``started`` and ``announced`` carry what :func:`run_worker` needs for its exit code.
+    """
+
+    settings: Settings
+    app: Celery
+    queues: tuple[Queue, ...] | None = None
+    started: list[Any] = field(default_factory=list)  # the Celery WorkController
+    announced: list[int] = field(default_factory=list)  # exit code a shutdown announced
+    threads: list[Any] = field(default_factory=list)
+    watchdog: StallWatchdog | None = None
+    advertiser: Advertiser | None = None
+    reconciler: ReconcilerThread | None = None
+
+    def _consumed(self, sender: Any) -> tuple[Queue, ...]:
+        if self.queues is not None:
+            return self.queues
+        names = [q.name for q in sender.app.amqp.queues.consume_from.values()]
+        return tuple(Queue(n) for n in names if n in {q.value for q in Queue}) or tuple(Queue)
+
+    def on_init(self, sender: Any) -> None:
+        self.started.append(sender)
+        node = str(getattr(sender, "hostname", "") or f"celery-{os.getpid()}")
+        queues = self._consumed(sender)
+        urls = resolve_urls(self.settings)
+        self.reconciler = ReconcilerThread(self.settings, self.app, node)
+        self.watchdog = StallWatchdog(self.settings, queues)
+        self.advertiser = Advertiser(
+            connect(urls.durable, name=f"{node}-advertiser"),
+            Keys(self.settings.redis_prefix),
+            node,
+            [q.value for q in queues],
+            self.settings.strategy_path,
+        )
+
+    def on_ready(self) -> None:
+        if self.reconciler is None or self.watchdog is None or self.advertiser is None:
+            return
+        self.reconciler.start()
+        self.watchdog.touch()
+        self.watchdog.start()
+        self.advertiser.start()
+
+    def on_received(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.touch()
+
+    def on_shutting_down(self, exitcode: int | None) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()  # from now on, waiting messages are expected
+        if self.advertiser is not None:
+            self.advertiser.stop(timeout=0)  # it takes no new job: not live for submitters
+        self.announced.append(int(exitcode or 0))
+
+    def on_shutdown(self) -> None:
+        for service in (self.reconciler, self.watchdog, self.advertiser):
+            if service is not None and service.is_alive():
+                service.stop()
+
+
+def install_worker_services(
+    app: Celery, settings: Settings, *, queues: tuple[Queue, ...] | None = None
+) -> WorkerServices:
+    """Connect the worker's services to Celery's signals (see :class:`WorkerServices`).
+
+    ``queues``: what the worker consumes (None: read from Celery at start, i.e. ``-Q`` or
+    every queue of the app, interactive first).
+    """
+    services = WorkerServices(settings, app, queues)
+
+    @signals.worker_init.connect(weak=False)
+    def _init(sender: Any, **_: Any) -> None:
+        services.on_init(sender)
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(**_: Any) -> None:
+        services.on_ready()
+
+    @signals.task_received.connect(weak=False)
+    def _received(**_: Any) -> None:
+        services.on_received()
+
+    @signals.worker_process_init.connect(weak=False)
+    def _warm_pool_process(**_: Any) -> None:
+        try:
+            warm_up()
+        except Exception as exc:  # a cold first job is slower, not wrong
+            log.warning("warm-up failed: %s", exc)
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _shutting_down(exitcode: int | None = None, **_: Any) -> None:
+        services.on_shutting_down(exitcode)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _shutdown(**_: Any) -> None:
+        services.on_shutdown()
+
+    return services
+
+
+def check_worker_settings(settings: Settings) -> None:
+    """Fail fast, with a clear message, before a worker starts: the durable Redis must be safe
+    and the store reachable; user strategies load before the pool forks."""
+    urls = resolve_urls(settings)
+    durable = connect(urls.durable, name="traderunner-worker-check")
+    check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
+    durable.close()
+    Store.from_settings(settings).close()
+    load_user_strategies(settings.strategy_dirs)
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -182,64 +305,11 @@ def run_worker(
     shutdown (QUIT, a second TERM), so a supervisor (systemd ``Restart=on-failure``) restarts
     it. Celery's own ``worker_main`` drops that code and would always exit 0.
     """
-    urls = resolve_urls(settings)
-    durable = connect(urls.durable, name="traderunner-worker-check")
-    check_durable(durable, urls.durable, allow_unsafe=settings.allow_unsafe_redis)
-    durable.close()
-    Store.from_settings(settings).close()  # fail fast with a clear message
-    # User strategies load before the pool forks, so every pool process has them.
-    load_user_strategies(settings.strategy_dirs)
+    check_worker_settings(settings)
     host = socket.gethostname()
     node = name or f"traderunner-{os.getpid()}@{host}"
     app = build_app(settings, name=node)
-    reconciler = ReconcilerThread(settings, app, node)
-    watchdog = StallWatchdog(settings, queues)
-    # What this worker can run, for the client's submit-time check (jobs/workers.py).
-    advertiser = Advertiser(
-        connect(urls.durable, name=f"{node}-advertiser"),
-        Keys(settings.redis_prefix),
-        node,
-        [q.value for q in queues],
-        settings.strategy_path,
-    )
-
-    @signals.worker_ready.connect(weak=False)
-    def _start_reconciler(**_: Any) -> None:
-        reconciler.start()
-        watchdog.touch()
-        watchdog.start()
-        advertiser.start()
-
-    @signals.task_received.connect(weak=False)
-    def _seen_message(**_: Any) -> None:
-        watchdog.touch()
-
-    @signals.worker_process_init.connect(weak=False)
-    def _warm_pool_process(**_: Any) -> None:
-        try:
-            warm_up()
-        except Exception as exc:  # a cold first job is slower, not wrong
-            log.warning("warm-up failed: %s", exc)
-
-    started: list[Any] = []  # the Celery WorkController, for its exit code
-    announced: list[int] = []  # the exit code a shutdown signal announced (Cold: 1)
-
-    @signals.worker_init.connect(weak=False)
-    def _keep_worker(sender: Any, **_: Any) -> None:
-        started.append(sender)
-
-    @signals.worker_shutting_down.connect(weak=False)
-    def _stop_watchdog(exitcode: int | None = None, **_: Any) -> None:
-        watchdog.stop()  # from the first moment of a shutdown, waiting messages are expected
-        advertiser.stop(timeout=0)  # it takes no new job: not live for submitters any more
-        announced.append(int(exitcode or 0))
-
-    @signals.worker_shutdown.connect(weak=False)
-    def _stop_reconciler(**_: Any) -> None:
-        reconciler.stop()
-        watchdog.stop()
-        advertiser.stop()
-
+    services = install_worker_services(app, settings, queues=queues)
     argv = [
         "worker",
         f"--loglevel={loglevel}",
@@ -254,8 +324,8 @@ def run_worker(
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     app.worker_main(argv)
-    if not started:
+    if not services.started:
         return 1  # Celery refused to build a worker; it has said why
     # An unrecoverable error sets exitcode; a cold shutdown (WorkerTerminate) loses it, but
     # its signal announced it.
-    return int(started[-1].exitcode or 0) or max(announced, default=0)
+    return int(services.started[-1].exitcode or 0) or max(services.announced, default=0)

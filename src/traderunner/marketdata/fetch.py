@@ -10,13 +10,21 @@ stored series and asks only for
   exchange holiday, which no provider can fill, and asking again every run would cost quota.
   Missing bars inside a session are left alone for the same reason (``data gaps`` shows them).
 
+A resumed fetch also asks again for the last ``refetch_sessions`` stored sessions (default 2)
+when they are recent (the last stored bar less than ``REVISION_WINDOW`` before now): EODHD's
+bars are final only two to three hours after the close and end-of-day volume is revised later,
+so the provisional bars a fetch stored are overwritten rather than kept forever.
+
 Each chunk is written (``store.candles.upsert``) as soon as it arrives, so an interrupted or
 partly failed fetch keeps everything that arrived, and running the same fetch again asks only
 for the rest. The end of the range is clipped to now. Errors are reported, not raised: the
 :class:`FetchReport` says per symbol what was written, how many requests were made and which
-ranges are still missing and why. A refused token, a spent rate limit, an unreachable API or
-an unreachable Redis (the limiter's) stop the whole fetch (every later symbol would fail the
-same way); an unknown symbol, a plan refusal or a bad response stop only that symbol. Bad
+ranges are still missing and why, how many null-price bars were left out and what warnings the
+provider gave. A refused token, a spent rate limit, an unreachable API or an unreachable Redis
+(the limiter's) stop the whole fetch (every later symbol would fail the same way); a spent
+daily quota (EODHD's 402) also sets ``FetchReport.quota_resets_at``, when the same fetch can
+go on. An unknown symbol, a plan refusal or a bad response stop only that symbol; an empty
+chunk (no bars in its range) is counted and the chunks after it still run. Bad
 input (a malformed symbol, an unserved timeframe, start after end) raises before any request
 is made.
 """
@@ -39,6 +47,7 @@ from traderunner.errors import (
     ProviderError,
     ProviderPlanError,
     ProviderResponseError,
+    QuotaSpentError,
     RateLimitedError,
     RedisError,
 )
@@ -47,6 +56,9 @@ from traderunner.marketdata.providers import Provider
 from traderunner.store import Store
 
 NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+# Stored bars older than this are final: only a series whose last bar is newer is re-fetched.
+REVISION_WINDOW_NS = 7 * DAY_NS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Progress = Callable[[int, int, str], None]
 
@@ -97,7 +109,9 @@ class SymbolReport:
     """One symbol's fetch: ranges asked for, bars written, requests made, what is missing.
 
     ``requests`` counts requests that reached the provider (one per chunk; retries inside a
-    request are the provider's business); ``cache_hits`` those served by the response cache.
+    request are the provider's business); ``cache_hits`` those served by the response cache;
+    ``skipped_bars`` bars left out for a null price; ``empty_chunks`` requests whose range held
+    no bars (EODHD's 404 for an empty range); ``warnings`` what the provider warned about.
     """
 
     symbol: str
@@ -108,6 +122,9 @@ class SymbolReport:
     cache_hits: int
     missing: tuple[MissingRange, ...]
     error: str | None
+    skipped_bars: int = 0
+    empty_chunks: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -116,12 +133,27 @@ class SymbolReport:
 
 @dataclass(frozen=True, slots=True)
 class FetchReport:
-    """The whole fetch: one :class:`SymbolReport` per symbol, in input order."""
+    """The whole fetch: one :class:`SymbolReport` per symbol, in input order.
+
+    ``quota_resets_at`` (Unix seconds) is set when the provider's daily quota ran out: the
+    fetch stopped there and the same fetch goes on after that moment.
+    """
 
     timeframe: Timeframe
     start_ns: int
     end_ns: int
     symbols: tuple[SymbolReport, ...]
+    quota_resets_at: float | None = None
+    # seconds until a rate limit that stopped the fetch could grant again (None: none did)
+    retry_after: float | None = None
+
+    @property
+    def skipped_bars(self) -> int:
+        return sum(s.skipped_bars for s in self.symbols)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for s in self.symbols for w in s.warnings))
 
     @property
     def ok(self) -> bool:
@@ -197,8 +229,14 @@ def missing_ranges(
     *,
     sessions: SessionHours = US_EQUITY,
     min_hole_sessions: int = 2,
+    refetch_sessions: int = 0,
+    now_ns: int | None = None,
 ) -> list[tuple[int, int]]:
-    """The parts of ``[start_ns, end_ns]`` the store lacks for ``symbol`` (see module doc)."""
+    """The parts of ``[start_ns, end_ns]`` the store lacks for ``symbol`` (see module doc).
+
+    With ``refetch_sessions`` > 0 and a last stored bar newer than ``REVISION_WINDOW_NS``
+    before ``now_ns``, the range also covers that many of the last stored sessions.
+    """
     tf = Timeframe.parse(timeframe)
     step = tf.seconds * NS
 
@@ -228,9 +266,34 @@ def missing_ranges(
             opens, closes = session_bounds(days, tf, sessions)
             out.append((max(lo, int(opens[0])), min(hi, int(closes[1]) - 1)))
     after = (max(start_ns, info.last_ns + step), end_ns)
+    redo = _refetch_from(store, symbol, tf, info.last_ns, refetch_sessions, now_ns)
+    if redo is not None and end_ns >= info.last_ns:
+        after = (max(start_ns, redo), end_ns)
     if could_hold_bars(*after):
         out.append(after)
     return _merge_ranges(out)
+
+
+def _refetch_from(
+    store: Store, symbol: str, tf: Timeframe, last_ns: int, sessions: int, now_ns: int | None
+) -> int | None:
+    """The first stored bar of the last ``sessions`` stored (UTC) days, if they may change."""
+    if sessions <= 0:
+        return None
+    now = now_ns if now_ns is not None else _ns(datetime.now(UTC))
+    if last_ns < now - REVISION_WINDOW_NS:
+        return None
+    lo = last_ns - (sessions + 10) * DAY_NS  # enough calendar days to hold that many sessions
+    try:
+        recent = store.candles.load(symbol, tf, lo, last_ns)
+    except DataRangeError:
+        return None
+    days = recent.ts // DAY_NS
+    distinct = np.unique(days)
+    if not len(distinct):
+        return None
+    first_day = distinct[max(0, len(distinct) - sessions)]
+    return int(recent.ts[np.searchsorted(days, first_day)])
 
 
 def _empty(symbol: str, tf: Timeframe) -> CandleArrays:
@@ -269,12 +332,15 @@ def fetch_to_store(
     progress: Progress | None = None,
     sessions: SessionHours = US_EQUITY,
     min_hole_sessions: int = 2,
+    refetch_sessions: int = 2,
     now: datetime | None = None,
 ) -> FetchReport:
     """Fetch what the store lacks of ``symbols`` in ``[start, end]`` (see the module doc).
 
     ``progress(done, total, item)`` is called before the first request and after each one
-    (``total`` = every planned request). ``now`` (default: the clock) clips the end.
+    (``total`` = every planned request). ``now`` (default: the clock) clips the end and
+    decides whether the last stored sessions are recent enough to re-fetch
+    (``refetch_sessions``, see the module doc).
     Raises only for bad input (before any request) and for store failures.
     """
     tf = Timeframe.parse(timeframe)
@@ -282,7 +348,8 @@ def fetch_to_store(
     if not names:
         raise DataRangeError("no symbols to fetch: pass at least one, e.g. AAPL.US")
     start_ns = _ns(start)
-    end_ns = min(_ns(end), _ns(now or datetime.now(UTC)))
+    now_ns = _ns(now or datetime.now(UTC))
+    end_ns = min(_ns(end), now_ns)
     if start_ns > _ns(end):
         raise DataRangeError(
             f"start {start.isoformat()} is after end {end.isoformat()}: swap --from and --to"
@@ -301,6 +368,8 @@ def fetch_to_store(
             end_ns,
             sessions=sessions,
             min_hole_sessions=min_hole_sessions,
+            refetch_sessions=refetch_sessions,
+            now_ns=now_ns,
         )
         requests = [r for lo, hi in asked for r in runner.plan_ns(name, tf, lo, hi)]
         plans.append((name, asked, requests))
@@ -310,8 +379,11 @@ def fetch_to_store(
         progress(0, total, "")
     reports: list[SymbolReport] = []
     stop: str | None = None  # set by an error every later request would repeat
+    resets_at: float | None = None
+    retry_after: float | None = None
     for name, asked, requests in plans:
-        written = sent = hits = 0
+        written = sent = hits = skipped = empty = 0
+        warnings: list[str] = []
         error = None if stop is None else f"not fetched: {stop}"
         failed_at = len(requests) if stop is None else 0
         if stop is None:
@@ -321,6 +393,10 @@ def fetch_to_store(
                 except (ProviderError, RateLimitedError, RedisError, DataRangeError) as exc:
                     sent += 1
                     error, failed_at = str(exc), i
+                    if isinstance(exc, QuotaSpentError):
+                        resets_at = exc.resets_at
+                    if isinstance(exc, RateLimitedError):
+                        retry_after = exc.retry_after if exc.retry_after is not None else 60.0
                     if _stops_everything(exc):
                         stop = error
                     break
@@ -328,8 +404,16 @@ def fetch_to_store(
                     hits += 1
                 else:
                     sent += 1
+                skipped += getattr(chunk, "skipped", 0)
+                empty += int(getattr(chunk, "empty", False))
+                warning = getattr(chunk, "warning", None)
+                if warning and warning not in warnings:
+                    warnings.append(warning)
                 if len(chunk.candles):
                     written += store.candles.upsert(chunk.candles).bars
+                    adjusted = getattr(chunk, "adjusted_close", None)
+                    if adjusted is not None:  # EODHD's D1 bars: kept for adjusted backtests
+                        store.adjusted.upsert(name, chunk.candles.ts, adjusted)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{name} {_dt(request.start_ns):%Y-%m-%d}")
@@ -348,6 +432,9 @@ def fetch_to_store(
                 cache_hits=hits,
                 missing=tuple(MissingRange(lo, hi, error or "") for lo, hi in left),
                 error=error,
+                skipped_bars=skipped,
+                empty_chunks=empty,
+                warnings=tuple(warnings),
             )
         )
-    return FetchReport(tf, start_ns, end_ns, tuple(reports))
+    return FetchReport(tf, start_ns, end_ns, tuple(reports), resets_at, retry_after)

@@ -4,7 +4,8 @@ Accepted files
     ``.csv``, ``.csv.gz`` (pandas) and ``.parquet``, ``.pq`` (pyarrow), chosen by suffix.
 Columns (any letter case, surrounding spaces ignored)
     a time column named ``time``, ``timestamp``, ``date`` or ``datetime`` (or, in Parquet, a
-    DatetimeIndex); ``open``, ``high``, ``low``, ``close``; ``volume`` optional (0 when absent).
+    DatetimeIndex; in CSV, a first column without a header, as ``DataFrame.to_csv`` writes
+    its index); ``open``, ``high``, ``low``, ``close``; ``volume`` optional (0 when absent).
 Times
     the bar's *open* time, as ISO-8601 text (``2024-01-02T14:30:00Z``, an offset, or naive =
     UTC), as epoch seconds or milliseconds (told apart by size), or as Parquet timestamps.
@@ -180,6 +181,12 @@ def _match_columns(frame: pd.DataFrame, path: Path, time_from_index: bool) -> di
             if candidate in by_name:
                 found["time"] = by_name[candidate]
                 break
+        else:
+            # A first column without a header is an index written by DataFrame.to_csv (the
+            # layout of pandas' and backtesting.py's sample files): it holds the times.
+            first = frame.columns[0] if len(frame.columns) else None
+            if isinstance(first, str) and first.startswith("Unnamed: 0"):
+                found["time"] = first
     for name in (*PRICE_COLUMNS, "volume"):
         if name in by_name:
             found[name] = by_name[name]

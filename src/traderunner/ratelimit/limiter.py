@@ -25,6 +25,18 @@ logins per user name and per client address): pass ``subject=`` to :meth:`RateLi
 :meth:`~RateLimiter.usage` and :meth:`~RateLimiter.reset`, and that subject gets its own windows at
 ``Keys.ratelimit_subject(name, quota, subject)``, with the same quotas and guarantees.
 
+**Units.** A quota counts either the cost given to :meth:`RateLimiter.acquire` (``unit="cost"``:
+EODHD's daily quota of *calls*, an intraday request costing 5) or HTTP requests
+(``unit="requests"``: EODHD's per-minute quota, one per request whatever it costs). A request
+that failed costs the provider no calls: :meth:`RateLimiter.refund` gives its cost back to the
+cost quotas (the newest grants are dropped; the request still counts as a request).
+
+**Spent.** When the provider itself says a quota is used up (EODHD's HTTP 402: the day's calls
+are spent, whatever our window says, e.g. another client of the same account used them),
+:meth:`RateLimiter.mark_spent` records the moment it resets at ``Keys.quota_spent(name, quota)``
+(expiring then). Until that moment every process's :meth:`~RateLimiter.acquire` refuses at once
+with QuotaSpentError (or sleeps until the reset when its deadline allows that long).
+
 If the durable Redis loses its data (a restart without AOF), the windows restart empty: work
 resumes at once, at the cost of possibly exceeding the provider's quota once. With AOF
 (``appendfsync everysec``) at most the last second of grants is forgotten.
@@ -33,6 +45,7 @@ resumes at once, at the cost of possibly exceeding the provider's quota once. Wi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -47,7 +60,7 @@ from limits.storage import RedisStorage
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from traderunner.errors import QuotaError, RateLimitedError, RedisError
+from traderunner.errors import QuotaError, QuotaSpentError, RateLimitedError, RedisError
 from traderunner.redisdb.connection import mask_url, resolve_urls
 from traderunner.redisdb.keys import RATELIMIT_MAX_TTL, Keys
 
@@ -69,12 +82,14 @@ class Quota:
     """At most ``limit`` units of cost in any ``window_s`` seconds; ``name`` labels its key.
 
     ``limit`` >= 1; ``window_s`` from 1 s to ``RATELIMIT_MAX_TTL`` (31 days); ``name`` is 1-64
-    characters of letters, digits, ``_ . -``. Raises QuotaError otherwise.
+    characters of letters, digits, ``_ . -``; ``unit`` is ``cost`` (a grant takes the cost asked
+    for) or ``requests`` (a grant takes 1, whatever the cost). Raises QuotaError otherwise.
     """
 
     limit: int
     window_s: int
     name: str
+    unit: str = "cost"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -84,6 +99,10 @@ class Quota:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise QuotaError(
                 f"quota {self.name!r}: limit must be a whole number >= 1, not {self.limit!r}"
+            )
+        if self.unit not in ("cost", "requests"):
+            raise QuotaError(
+                f"quota {self.name!r}: unit must be 'cost' or 'requests', not {self.unit!r}"
             )
         if (
             isinstance(self.window_s, bool)
@@ -110,6 +129,7 @@ class LimitUsage:
     used: int
     remaining: int
     reset_in_s: float
+    spent_until: float | None = None  # Unix time the provider said this quota resets
 
 
 class RateLimiter:
@@ -171,6 +191,7 @@ class RateLimiter:
             ) from None
         self._client: redis.Redis = self._storage.storage
         self._keys = {q.name: keys.ratelimit_quota(name, q.name) for q in quotas}
+        self._spent_keys = {q.name: keys.quota_spent(name, q.name) for q in quotas}
         for q in quotas:
             # The key must be the one keys.py documents; this trips if limits changes format.
             if self._storage.prefixed_key(q.name) != self._keys[q.name]:  # pragma: no cover
@@ -204,6 +225,7 @@ class RateLimiter:
             raise QuotaError(f"deadline must be >= 0 seconds or None, not {deadline!r}")
         end = None if deadline is None else time.monotonic() + deadline
         while True:
+            self._wait_unless_spent(end)
             refused = self._take(cost)
             if refused is None:
                 return
@@ -218,9 +240,44 @@ class RateLimiter:
             log.debug("rate limit %s: %s quota full, waiting %.3f s", self.name, refused.name, wait)
             time.sleep(wait + random.uniform(0, _JITTER_S))
 
+    def refund(self, cost: int) -> None:
+        """Give ``cost`` back to every ``cost`` quota: the request it paid for failed.
+
+        The provider charges nothing for a failed request. Drops the window's newest ``cost``
+        grants (LPOP; limits pushes grants at the head). Request quotas keep their grant.
+        """
+        self._check_cost(cost)
+        for q in self.quotas:
+            if q.unit == "cost":
+                self._call(self._client.lpop, self._keys[q.name], cost)
+
+    def mark_spent(self, quota: str, resets_at: float) -> None:
+        """Record that the provider refuses ``quota`` until ``resets_at`` (Unix s) for everyone."""
+        if quota not in self._spent_keys:
+            raise QuotaError(f"rate limit {self.name!r} has no quota {quota!r}")
+        ttl = max(1, math.ceil(resets_at - time.time()))
+        key, value = self._spent_keys[quota], repr(float(resets_at))
+        self._call(functools.partial(self._client.set, key, value, ex=ttl))
+
+    def spent(self) -> dict[str, float]:
+        """Quotas the provider said are spent, with the Unix time each resets (future only)."""
+        names = list(self._spent_keys)
+        values = self._call(self._client.mget, [self._spent_keys[n] for n in names])
+        now = time.time()
+        out: dict[str, float] = {}
+        for name, raw in zip(names, values, strict=True):
+            try:
+                until = float(raw) if raw is not None else None
+            except (TypeError, ValueError):
+                until = None
+            if until is not None and until > now:
+                out[name] = until
+        return out
+
     def usage(self, *, subject: str | None = None) -> list[LimitUsage]:
         """Each quota's use right now (``subject``'s own, if given), in the order given."""
         subject = self._check_subject(subject)
+        spent = self.spent() if subject is None else {}
         out: list[LimitUsage] = []
         for q in self.quotas:
             start, count = self._call(
@@ -228,14 +285,18 @@ class RateLimiter:
             )
             used = min(int(count), q.limit)
             reset_in = max(0.0, start + q.window_s - time.time()) if used else 0.0
-            out.append(LimitUsage(q.name, q.window_s, q.limit, used, q.limit - used, reset_in))
+            out.append(
+                LimitUsage(
+                    q.name, q.window_s, q.limit, used, q.limit - used, reset_in, spent.get(q.name)
+                )
+            )
         return out
 
     def reset(self, *, subject: str | None = None) -> None:
         """Forget every grant of this limiter, or of ``subject`` only (a user who logged in)."""
         subject = self._check_subject(subject)
         if subject is None:
-            self._call(self._client.delete, *self._keys.values())
+            self._call(self._client.delete, *self._keys.values(), *self._spent_keys.values())
             return
         self._call(
             self._client.delete,
@@ -255,7 +316,7 @@ class RateLimiter:
                 f"rate limit {self.name!r}: cost must be a whole number >= 1, not {cost!r}"
             )
         for q in self.quotas:
-            if cost > q.limit:
+            if _units(q, cost) > q.limit:
                 raise QuotaError(
                     f"rate limit {self.name!r}: cost {cost} exceeds the {q.name!r} quota's "
                     f"limit of {q.limit} per {q.window_s} s, so it could never be granted; "
@@ -276,16 +337,37 @@ class RateLimiter:
         """Take ``cost`` from each quota in order; the first one that refuses, or None."""
         for q in self._order:
             entry = _entry(q, subject)
-            if not self._call(self._storage.acquire_entry, entry, q.limit, q.window_s, cost):
+            units = _units(q, cost)
+            if not self._call(self._storage.acquire_entry, entry, q.limit, q.window_s, units):
                 return q
         return None
+
+    def _wait_unless_spent(self, end: float | None) -> None:
+        """Sleep until a spent quota resets if ``end`` allows, else raise QuotaSpentError."""
+        spent = self.spent()
+        if not spent:
+            return
+        quota, until = max(spent.items(), key=lambda item: item[1])
+        wait = until - time.time()
+        if end is not None and time.monotonic() + wait > end:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+            raise QuotaSpentError(
+                f"rate limit {self.name!r}: the provider says the {quota!r} quota is spent "
+                f"until {when}: wait for the reset (a resumed fetch goes on from where it "
+                "stopped), or raise the plan's limit",
+                resets_at=until,
+            )
+        log.info(
+            "rate limit %s: %s quota spent, waiting %.0f s for its reset", self.name, quota, wait
+        )
+        time.sleep(max(0.0, wait))
 
     def _wait_for(self, quota: Quota, cost: int) -> float:
         """Seconds until ``quota`` frees room (its oldest grant expires); 0 if it has room."""
         start, count = self._call(
             self._storage.get_moving_window, quota.name, quota.limit, quota.window_s
         )
-        if int(count) + cost <= quota.limit:
+        if int(count) + _units(quota, cost) <= quota.limit:
             return 0.0  # another process's grant expired meanwhile: retry now
         return max(0.0, start + quota.window_s - time.time())
 
@@ -300,6 +382,11 @@ class RateLimiter:
             ) from None
 
 
+def _units(quota: Quota, cost: int) -> int:
+    """What a grant of ``cost`` takes from ``quota``: the cost, or 1 for a request quota."""
+    return cost if quota.unit == "cost" else 1
+
+
 def _entry(quota: Quota, subject: str | None) -> str:
     """The storage key (after the limiter's prefix) of ``quota``, or of its ``subject``'s window."""
     return quota.name if subject is None else f"{quota.name}:{subject}"
@@ -308,11 +395,14 @@ def _entry(quota: Quota, subject: str | None) -> str:
 def limiter_from_settings(settings: Settings, name: str = "eodhd") -> RateLimiter:
     """The EODHD limiter: per-minute and per-day quotas from ``settings``, on the durable Redis.
 
-    Every process built from the same settings shares these quotas.
+    EODHD counts the minute in HTTP requests (1,000 a minute) and the day in calls (an
+    intraday request costs 5, an end-of-day request 1), so the minute quota is a request
+    quota and the day quota a cost quota. Every process built from the same settings shares
+    these quotas.
     """
     url = resolve_urls(settings).durable
     quotas = [
-        Quota(settings.eodhd_calls_per_minute, 60, "minute"),
-        Quota(settings.eodhd_calls_per_day, 86_400, "day"),
+        Quota(settings.eodhd_calls_per_minute, 60, "minute", unit="requests"),
+        Quota(settings.eodhd_calls_per_day, 86_400, "day", unit="cost"),
     ]
     return RateLimiter(url, name=name, quotas=quotas, prefix=settings.redis_prefix)

@@ -204,11 +204,7 @@ class EmbeddedServer:
                 f"TRADERUNNER_{'REDIS' if self.role == 'durable' else 'CACHE'}_PORT"
             )
         self.pid()  # clears a stale pid file left by a crashed server
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.config_text())
-        os.chmod(self.config_path, 0o600)
+        self.write_config()
         binary = server_binary()
         proc = subprocess.run(
             [str(binary), str(self.config_path)],
@@ -223,6 +219,24 @@ class EmbeddedServer:
                 f"{(proc.stderr or proc.stdout).strip()[-300:]} (see {self.log_path})"
             )
         self._wait_ready(timeout)
+
+    def write_config(self) -> Path:
+        """Write ``valkey.conf`` (0600: it holds the password) and return its path."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.config_text())
+        os.chmod(self.config_path, 0o600)
+        return self.config_path
+
+    def foreground_argv(self) -> list[str]:
+        """The command that runs this server in the foreground, for a process supervisor.
+
+        The same config as :meth:`start` (written first), with ``daemonize no`` given on the
+        command line so the supervisor sees the server's own pid and exit.
+        """
+        self.write_config()
+        return [str(server_binary()), str(self.config_path), "--daemonize", "no"]
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -29,6 +29,9 @@ WORKER_TTL = 30  # a worker's advertisement, refreshed every third of it while i
 # A rate-limit window key expires one quota window after its last grant; windows are capped
 # here so no limiter key can outlive a month.
 RATELIMIT_MAX_TTL = 31 * 86400
+# Fetch-then-backtest jobs: one fetch per series across machines, refreshed while it runs.
+FETCH_LOCK_TTL = 60
+FETCHED_MARK_TTL = 600  # a series fetched this recently is not re-fetched by a sibling job
 
 # Dashboard sessions: server-side, in the durable Redis (losing one logs its user out).
 SESSION_TTL = 3600  # default of TRADERUNNER_DASHBOARD_SESSION_TTL; sliding, refreshed per request
@@ -50,6 +53,9 @@ BUS_DEAD_MAXLEN = 10_000  # dead letters kept per topic, trimmed the same way
 # Consumer groups live inside their stream, so their names need no prefix: one group per
 # consuming service, named after it.
 TRADER_GROUP = "trader"
+
+# -- the trader (trader/) ------------------------------------------------------------------
+POSITIONS_SNAPSHOT_TTL = 7 * 86400  # rewritten by every bar the trader steps; cache only
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,33 @@ SCHEMA: tuple[KeySpec, ...] = (
         "the same moving window kept per subject (a user name, a client address) for a "
         "limiter that limits each subject on its own (the dashboard's failed logins)",
         ttl=RATELIMIT_MAX_TTL,
+    ),
+    KeySpec(
+        "fetch_lock",
+        "lock:fetch:{symbol}:{timeframe}",
+        "string",
+        "durable",
+        "held by the one job fetching a series from the provider (fetch-then-backtest); "
+        "others wait, then find the data stored; refreshed while the fetch runs",
+        ttl=FETCH_LOCK_TTL,
+    ),
+    KeySpec(
+        "fetched_mark",
+        "fetched:{symbol}:{timeframe}",
+        "string",
+        "durable",
+        "set when a job fetched the series: sibling jobs (a sweep's chunks) within the TTL do "
+        "not re-fetch its last sessions",
+        ttl=FETCHED_MARK_TTL,
+    ),
+    KeySpec(
+        "quota_spent",
+        "quota-spent:{name}:{quota}",
+        "string",
+        "durable",
+        "set when the provider says one quota of limiter {name} is spent (EODHD's HTTP 402: "
+        "the day's calls): the Unix time it resets; every process refuses to send until then",
+        ttl_text="expires at the reset it holds (midnight GMT for EODHD's daily quota)",
     ),
     KeySpec(
         "session",
@@ -277,6 +310,24 @@ SCHEMA: tuple[KeySpec, ...] = (
         "PUBLISH of every envelope of one topic, for live screens (`signals tail`, the "
         "dashboard): ephemeral, a subscriber loses what is sent while it is away",
     ),
+    # -- the trader ---------------------------------------------------------------------------
+    KeySpec(
+        "trader_halt",
+        "trader:halt",
+        "string",
+        "durable",
+        "the kill switch: present (JSON: who, why, when) while the trader refuses new orders; "
+        "set by `trader halt` or the daily loss limit, deleted by `trader resume`",
+    ),
+    KeySpec(
+        "positions_snapshot",
+        "positions:{account}",
+        "string",
+        "cache",
+        "JSON snapshot of one paper account (cash, equity, positions) for the screens, "
+        "rewritten after every bar the trader records; the store is the record",
+        ttl=POSITIONS_SNAPSHOT_TTL,
+    ),
     KeySpec(
         "celery_queue_step",
         "{queue}:{step}",
@@ -335,13 +386,37 @@ SCHEMA: tuple[KeySpec, ...] = (
         "replies to one Celery remote-control call (Flower, `celery inspect`)",
         ttl_text="kombu's reply expiry",
     ),
+    KeySpec(
+        "celery_pidbox_queue",
+        "{node}.celery.pidbox",
+        "list",
+        "durable",
+        "remote-control commands for one worker node (Celery's pidbox: `celery inspect`, "
+        "`celery control shutdown`, Flower); like every kombu list also at `:{step}`",
+        ttl_text="kombu's pidbox expiry",
+    ),
+    KeySpec(
+        "celery_event_queue",
+        "celeryev.{receiver_id}",
+        "list",
+        "durable",
+        "task and worker events for one event receiver (Flower) while it listens",
+        ttl_text="none; removed when the receiver leaves",
+    ),
 )
 
 _PATTERNS = {spec.builder: spec.pattern for spec in SCHEMA}
 
 # What a placeholder may hold when a key is matched back to its pattern (:func:`owners`): a
 # part never holds ":" except a cache key inside a fill lock; queues are ours.
-_PART = {"queue": f"(?:{'|'.join(q.value for q in Queue)})", "step": "[1-9]", "key": ".+"}
+# Celery node names hold an "@" (name@host), kombu's reply ids never do.
+_PART = {
+    "queue": f"(?:{'|'.join(q.value for q in Queue)})",
+    "step": "[1-9]",
+    "key": ".+",
+    "node": "[^:@]+@[^:]+",
+    "reply_id": "[0-9a-f-]+",
+}
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -409,6 +484,15 @@ class Keys:
     def ratelimit_subject(self, name: str, quota: str, subject: str) -> str:
         return self._key("ratelimit_subject", name=name, quota=quota, subject=subject)
 
+    def fetch_lock(self, symbol: str, timeframe: str) -> str:
+        return self._key("fetch_lock", symbol=symbol, timeframe=timeframe)
+
+    def fetched_mark(self, symbol: str, timeframe: str) -> str:
+        return self._key("fetched_mark", symbol=symbol, timeframe=timeframe)
+
+    def quota_spent(self, name: str, quota: str) -> str:
+        return self._key("quota_spent", name=name, quota=quota)
+
     # -- dashboard sessions -----------------------------------------------------------------
 
     def session(self, session_id: str) -> str:
@@ -471,6 +555,12 @@ class Keys:
     def celery_reply_queue(self, reply_id: str) -> str:
         return self._key("celery_reply_queue", reply_id=reply_id)
 
+    def celery_pidbox_queue(self, node: str) -> str:
+        return self._key("celery_pidbox_queue", node=node)
+
+    def celery_event_queue(self, receiver_id: str) -> str:
+        return self._key("celery_event_queue", receiver_id=receiver_id)
+
     # -- the bus (bus/) -------------------------------------------------------------------------
 
     def bus_stream(self, topic: str) -> str:
@@ -482,6 +572,14 @@ class Keys:
     def bus_channel(self, topic: str) -> str:
         """The Pub/Sub channel of ``topic`` (a glob such as ``candles.*`` for PSUBSCRIBE)."""
         return self._key("bus_channel", topic=topic)
+
+    # -- the trader (trader/) -------------------------------------------------------------------
+
+    def trader_halt(self) -> str:
+        return self._key("trader_halt")
+
+    def positions_snapshot(self, account: str) -> str:
+        return self._key("positions_snapshot", account=account)
 
     def everything(self) -> str:
         """SCAN pattern matching every key of this deployment."""

@@ -150,6 +150,24 @@ class JobRepository:
         with self._store.transaction("write job records") as conn:
             conn.execute(jobs_table.insert(), rows)
 
+    def withdraw(self, job_ids: Sequence[str]) -> int:
+        """Delete job records that never ran (a submission that could not be enqueued).
+
+        Only rows still ``queued`` with no attempt are deleted, children before parents, in
+        one transaction; returns how many went. Anything a worker already took stays.
+        """
+        if not job_ids:
+            return 0
+        with self._store.transaction("withdraw job records") as conn:
+            found = conn.execute(
+                jobs_table.delete().where(
+                    jobs_table.c.id.in_(list(job_ids)),
+                    jobs_table.c.state == JobState.QUEUED.value,
+                    jobs_table.c.attempts == 0,
+                )
+            )
+        return int(found.rowcount or 0)
+
     def update(
         self,
         job_id: str,

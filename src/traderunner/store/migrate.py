@@ -19,8 +19,11 @@ Migrations live in ``store/migrations/versions`` (one file per revision). The li
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.resources import files
 
@@ -89,8 +92,29 @@ def upgrade(engine: Engine, where: str, attempts: int = 3) -> str:
     the new revision and does nothing.
     """
     target = head()
-    with _LOCK:
+    with _LOCK, _sqlite_file_lock(engine):
         return _upgrade(engine, where, target, attempts)
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """One migrator at a time per SQLite file, across processes.
+
+    pysqlite runs DDL outside a transaction, so two processes upgrading a new file would both
+    find no revision and both create tables; SQLite's own locks do not span the whole
+    upgrade. An advisory ``flock`` on a file beside the database does (never on the database
+    file itself: closing any descriptor of it would drop SQLite's own POSIX locks).
+    """
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _upgrade(engine: Engine, where: str, target: str, attempts: int) -> str:
@@ -99,7 +123,7 @@ def _upgrade(engine: Engine, where: str, target: str, attempts: int) -> str:
             with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     # One migrator at a time per database; the others wait here, then find
-                    # the new revision. (SQLite's writers exclude each other already.)
+                    # the new revision. (SQLite: a file lock, see _sqlite_file_lock.)
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
                 found = current(conn)
                 if found == target:

@@ -83,15 +83,23 @@ class Store:
     ``candles`` (:class:`~traderunner.store.candles.CandleRepository`), ``runs``
     (:class:`~traderunner.store.runs.RunRepository`: saved backtests and sweeps), ``jobs``
     (:class:`~traderunner.store.jobs.JobRepository`) and ``users``
-    (:class:`~traderunner.store.users.UserRepository`) are the repositories. A Store is
+    (:class:`~traderunner.store.users.UserRepository`), ``adjusted``
+    (:class:`~traderunner.store.adjusted.AdjustedCloseRepository`: EODHD's adjusted closes of
+    daily bars), ``live`` (live strategies and the stream's state,
+    :class:`~traderunner.store.live.LiveRepository`) and ``trading`` (the paper trader's
+    record, :class:`~traderunner.store.trading.TradingRepository`) are the repositories. A
+    Store is
     safe to share between threads (the engine pools connections); each repository call is
     its own transaction.
     """
 
     def __init__(self, engine: Engine, url: URL) -> None:
+        from traderunner.store.adjusted import AdjustedCloseRepository
         from traderunner.store.candles import CandleRepository
         from traderunner.store.jobs import JobRepository
+        from traderunner.store.live import LiveRepository
         from traderunner.store.runs import RunRepository
+        from traderunner.store.trading import TradingRepository
         from traderunner.store.users import UserRepository
 
         self.engine = engine
@@ -100,6 +108,9 @@ class Store:
         self.runs = RunRepository(self)
         self.jobs = JobRepository(self)
         self.users = UserRepository(self)
+        self.adjusted = AdjustedCloseRepository(self)
+        self.live = LiveRepository(self)
+        self.trading = TradingRepository(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -146,7 +157,7 @@ class Store:
         except StoreError:
             engine.dispose()
             raise
-        except (SQLAlchemyError, sqlite3.Error) as exc:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             engine.dispose()
             raise StoreError(
                 f"cannot create or upgrade the tables of the store at {where}: "

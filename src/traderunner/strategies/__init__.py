@@ -1,4 +1,4 @@
-"""Strategies: the interface (version 1), the built-ins and the registry of user plugins.
+"""Strategies: the interface (version 2), the built-ins and the registry of user plugins.
 
 >>> from traderunner.strategies import get_strategy
 >>> strategy = get_strategy("sma_cross")({"fast": 10, "slow": 50})
@@ -8,6 +8,7 @@ See ``docs/strategies.md`` for the contract, every built-in's rule and how to ad
 
 from traderunner.strategies.base import (
     INTERFACE_VERSION,
+    SUPPORTED_INTERFACE_VERSIONS,
     Indicators,
     ParamSpec,
     SignalArray,
@@ -30,6 +31,7 @@ from traderunner.strategies.registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "INTERFACE_VERSION",
+    "SUPPORTED_INTERFACE_VERSIONS",
     "Indicators",
     "ParamSpec",
     "SignalArray",

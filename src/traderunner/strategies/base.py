@@ -1,4 +1,4 @@
-"""The strategy interface (version 1), shared by backtests and the live stream service.
+"""The strategy interface (version 2), shared by backtests and the live stream service.
 
 A strategy is a class with
 
@@ -8,12 +8,20 @@ A strategy is a class with
   Construction validates types and bounds, then calls ``check()`` for cross-field rules;
 * ``warmup_bars`` (property): how many bars the indicators need before a signal is meaningful.
   The engine forces the target position to 0 before that bar;
+* ``waits_for_change`` (property, default False): the run stays flat from the warm-up bar until
+  the signal first changes (event rules such as crossings; see :meth:`Strategy.waits_for_change`);
+* ``history_bars(timeframe)`` (method, version 2): how many recent bars the live service must
+  pass so that ``signals()`` on them gives, on the last bar, the target ``signals()`` gives on
+  the whole history (within the strategy's documented tolerance rule);
 * ``indicators(candles) -> dict[str, ndarray]``: vectorised, each array as long as the candles;
 * ``signals(candles, indicators) -> ndarray``: the *target position* per bar, -1, 0 or 1, where
   element ``t`` may use only bars ``0..t`` (no look-ahead). The engine acts on changes of it.
 
-Both methods must be pure functions of the candles and ``self.params``: the live service calls
-``signals()`` on the last ``warmup_bars + 1`` candles and must get the same answer a backtest got.
+Both methods must be pure functions of the candles and ``self.params``.
+
+Version 1 strategies (no ``history_bars``, no ``interface_version``) still load: they get
+``history_bars = warmup_bars + 1``, the window version 1 promised, which is exact for rules whose
+value on a bar depends only on the last ``warmup_bars + 1`` bars.
 """
 
 from __future__ import annotations
@@ -29,12 +37,16 @@ import numpy as np
 import numpy.typing as npt
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError, StrategyError
 
 SignalArray = npt.NDArray[np.int8]
 Indicators = dict[str, npt.NDArray[Any]]
 
-INTERFACE_VERSION = 1
+#: The interface this traderunner implements. A strategy says which one it was written for
+#: with its ``interface_version`` class attribute (1 when it does not say); both load.
+INTERFACE_VERSION = 2
+SUPPORTED_INTERFACE_VERSIONS = (1, 2)
 
 
 def param(
@@ -193,6 +205,8 @@ class Strategy(ABC):
     Params: ClassVar[type[StrategyParams]] = StrategyParams
     #: True when the strategy only makes sense on intraday bars (it uses sessions).
     intraday: ClassVar[bool] = False
+    #: The interface version the class was written for (see ``SUPPORTED_INTERFACE_VERSIONS``).
+    interface_version: ClassVar[int] = 1
 
     def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
         self.params = type(self).make_params(params)
@@ -234,6 +248,31 @@ class Strategy(ABC):
         """Bars needed before the first meaningful signal."""
         return 0
 
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        """Recent bars the live service passes so the last bar's signal is the backtest's.
+
+        ``signals()`` computed on the last ``history_bars(timeframe)`` bars up to bar ``t``
+        gives on its last bar the value ``signals()`` gives at ``t`` on the whole history,
+        within the tolerance rule the strategy documents (docs/strategies.md). ``timeframe``
+        is the bars' timeframe (``None``: unknown, the strategy assumes the worst case).
+        The default, ``warmup_bars + 1``, is exact for rules whose value on a bar depends
+        only on that many bars (no recursion, no state); version 1 strategies get it.
+        """
+        return max(int(self.warmup_bars), 0) + 1
+
+    @property
+    def waits_for_change(self) -> bool:
+        """True when a run must not take the position the signal already shows at its start.
+
+        Rules that act on events (a crossing) return their *state* from ``signals()`` (the side
+        of the last crossing), which the first bar after the warm-up already has without any
+        crossing having happened in the run. With this true, :meth:`target_positions` keeps the
+        target at 0 from bar ``warmup_bars`` until the first later bar whose signal differs
+        from the signal on bar ``warmup_bars``, so the first position is the first event's. A
+        live session applies the same rule from the bar it starts on. Default False.
+        """
+        return False
+
     @abstractmethod
     def indicators(self, candles: CandleArrays) -> Indicators:
         """Vectorised indicator arrays, each ``len(candles)`` long."""
@@ -242,10 +281,12 @@ class Strategy(ABC):
     def signals(self, candles: CandleArrays, indicators: Indicators) -> SignalArray:
         """Target position per bar (-1, 0, 1) using only bars up to and including each bar."""
 
-    def target_positions(self, candles: CandleArrays) -> SignalArray:
-        """``signals(candles, indicators(candles))`` checked and with the warm-up zeroed.
+    def checked_signals(self, candles: CandleArrays) -> SignalArray:
+        """``signals(candles, indicators(candles))`` checked, NaN as 0, clipped to -1..1, int8.
 
-        Raises StrategyError (naming the strategy) for anything the engine cannot use.
+        No warm-up or start rule is applied: this is the value the ``history_bars`` contract
+        is about. Raises StrategyError (naming the strategy) for anything the engine cannot
+        use.
         """
         try:
             ind = self.indicators(candles)
@@ -264,7 +305,23 @@ class Strategy(ABC):
         if sig.dtype.kind == "f":
             sig = np.nan_to_num(sig, nan=0.0)
         # clip returns a new array, so the conversion need not copy it again.
-        out = np.clip(sig, -1, 1).astype(np.int8, copy=False)
-        warm = min(max(int(self.warmup_bars), 0), len(out))
+        return np.clip(sig, -1, 1).astype(np.int8, copy=False)
+
+    def target_positions(self, candles: CandleArrays) -> SignalArray:
+        """``signals(candles, indicators(candles))`` checked, with the warm-up zeroed.
+
+        When :attr:`waits_for_change` is true the target also stays 0 from the warm-up bar
+        until the signal first changes.
+
+        Raises StrategyError (naming the strategy) for anything the engine cannot use.
+        """
+        out = self.checked_signals(candles)
+        n = len(out)
+        warm = min(max(int(self.warmup_bars), 0), n)
         out[:warm] = 0
+        if self.waits_for_change and warm < n:
+            changed = out[warm + 1 :] != out[warm]
+            at = int(np.argmax(changed)) if len(changed) else 0  # the first True (or 0)
+            stop = warm + 1 + at if len(changed) and changed[at] else n
+            out[warm:stop] = 0
         return out

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import hold_crossings, rolling_std, sma
+from traderunner.strategies.indicators import STATE_MEMORY, hold_crossings, rolling_std, sma
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,13 @@ class BollingerReversion(Strategy):
       ``bb_middle``.
     * Flat otherwise. A close above the upper band is above the middle, so it ends any long on
       the same bar it starts the short (the sides never overlap).
-    * Warm-up: ``window - 1`` bars.
+    * Warm-up: ``window - 1`` bars (the bands are first defined on bar ``window - 1``). These
+      are level rules, not crossings: **at the end of warm-up** bar ``window - 1`` is already
+      long if its close is below ``bb_lower`` and short if above ``bb_upper``, flat otherwise.
     """
 
     name = "bollinger_reversion"
+    interface_version = 2
     description = "long below the lower band / short above the upper, exit at the middle"
     Params = BollingerReversionParams
     params: BollingerReversionParams
@@ -39,6 +43,11 @@ class BollingerReversion(Strategy):
     @property
     def warmup_bars(self) -> int:
         return self.params.window - 1
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # The bands need the last ``window`` bars; the hold rule then looks back
+        # STATE_MEMORY * window bars for the bar that last reset each side's state.
+        return self.params.window + STATE_MEMORY * self.params.window
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         p = self.params

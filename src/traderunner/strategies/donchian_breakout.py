@@ -7,9 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import hold_crossings, rolling_max, rolling_min, shift
+from traderunner.strategies.indicators import (
+    STATE_MEMORY,
+    hold_crossings,
+    rolling_max,
+    rolling_min,
+    shift,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +45,14 @@ class DonchianBreakout(Strategy):
       ``exit_high``.
     * Flat otherwise. With ``exit <= entry`` a close below ``entry_low`` is also below
       ``exit_low``, so a short entry ends a long on the same bar (and vice versa).
-    * Warm-up: ``entry`` bars.
+    * Warm-up: ``entry`` bars (the channels are first defined on bar ``entry``). A breakout is
+      an event on its own bar: **at the end of warm-up** bar ``entry`` is long if its close is
+      above ``entry_high`` (a new ``entry``-bar high) and short if below ``entry_low``, flat
+      otherwise.
     """
 
     name = "donchian_breakout"
+    interface_version = 2
     description = "long on a close above the prior entry-bar high, exit below the exit-bar low"
     Params = DonchianBreakoutParams
     params: DonchianBreakoutParams
@@ -49,6 +60,11 @@ class DonchianBreakout(Strategy):
     @property
     def warmup_bars(self) -> int:
         return self.params.entry
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # The channels need the ``entry`` bars before the current one; the hold rule then
+        # looks back STATE_MEMORY * entry bars for the bar that last reset each side's state.
+        return self.params.entry + 1 + STATE_MEMORY * self.params.entry
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         p = self.params

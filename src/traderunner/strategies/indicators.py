@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,39 @@ from traderunner.strategies.jit import lazy_njit
 FloatArray = npt.NDArray[np.float64]
 Int8Array = npt.NDArray[np.int8]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Residual allowed to an EMA seeded on a short window, as a fraction of the price range:
+#: ``history_bars`` of the EMA rules waits until ``(1 - alpha)**k`` is this small.
+EMA_RESIDUAL = 1e-10
+#: The same for Wilder's smoothing in RSI, as a fraction of the largest one-bar move.
+RSI_RESIDUAL = 1e-12
+#: How far back, in multiples of their window, the hold rules (``hold_crossings``) look in a
+#: live window for the bar that last reset their state: a state no bar reset for that long
+#: is not recovered from the window (docs/strategies.md, "History for live signals").
+STATE_MEMORY = 50
+
+
+def decay_bars(factor: float, residual: float) -> int:
+    """The smallest ``k >= 0`` with ``factor ** k <= residual`` (``0 <= factor < 1``).
+
+    The number of steps after which a recursion ``e_k = factor * e_{k-1}`` has shrunk any
+    starting difference to ``residual`` times its size: how long an EMA (``factor = 1 -
+    alpha``) or Wilder's smoothing (``factor = 1 - 1/period``) takes to forget its seed.
+    """
+    if not 0.0 <= factor < 1.0 or not 0.0 < residual < 1.0:
+        raise ValueError(f"decay_bars needs 0 <= factor < 1 and 0 < residual < 1, got {factor}")
+    if factor == 0.0:
+        return 1
+    k = max(math.ceil(math.log(residual) / math.log(factor)), 0)
+    while factor**k > residual:  # the logarithms round; make the bound hold exactly
+        k += 1
+    return k
+
+
+def ema_alpha(span: int) -> float:
+    """The smoothing factor of :func:`ema`: ``2 / (span + 1)``."""
+    return 2.0 / (span + 1.0)
 
 
 class _Memo:
@@ -166,7 +200,7 @@ def ema(values: FloatArray, span: int) -> FloatArray:
     x = np.ascontiguousarray(values, dtype=np.float64)
     if span <= 0:
         return np.full(len(x), np.nan)
-    return _ema_kernel(x, 2.0 / (span + 1.0), span)
+    return _ema_kernel(x, ema_alpha(span), span)
 
 
 @lazy_njit(cache=True, nogil=True)
@@ -255,6 +289,34 @@ def shift(values: npt.NDArray[Any], periods: int = 1, fill: float = np.nan) -> F
 
 
 BoolArray = npt.NDArray[np.bool_]
+
+
+def cross_side(a: npt.ArrayLike, b: npt.ArrayLike) -> Int8Array:
+    """Per bar, the side of ``b`` that ``a`` was last strictly on: +1 above, -1 below, as int8.
+
+    A bar where they are equal, or either is NaN, keeps the previous bar's value (a touch is
+    not a crossing); 0 before the first bar where they differ. So the value changes exactly on
+    the bars where ``a`` crosses ``b``: the state of a crossover rule. One pass, no
+    temporaries (a numba kernel).
+    """
+    x = np.ascontiguousarray(a, dtype=np.float64)
+    y = np.ascontiguousarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"cross_side needs two 1-d arrays of one length, got {x.shape}, {y.shape}")
+    out = np.empty(len(x), dtype=np.int8)
+    _cross_side_kernel(x, y, out)
+    return out
+
+
+@lazy_njit(cache=True, nogil=True)
+def _cross_side_kernel(a: FloatArray, b: FloatArray, out: Int8Array) -> None:  # pragma: no cover
+    side = np.int8(0)
+    for i in range(len(out)):
+        if a[i] > b[i]:
+            side = np.int8(1)
+        elif a[i] < b[i]:
+            side = np.int8(-1)
+        out[i] = side
 
 
 def hold_crossings(enter: BoolArray, exit_: BoolArray) -> npt.NDArray[np.int8]:

@@ -74,11 +74,15 @@ class OpeningRangeBreakout(Strategy):
     * The close is the fixed ``session_close`` every day: on a half day (a 13:00 close) the
       day's bars stop early and the position is closed at the next session's first fill.
 
+    * Warm-up: 0 bars, because the state resets every day. **At the start of the data** the
+      first day is traded like any other if its opening bar is present, and skipped if not.
+
     Bar length comes from ``candles.timeframe``; when it is unset it is taken as the smallest
     gap between timestamps seen so far (look-ahead free). Daily bars are refused.
     """
 
     name = "opening_range_breakout"
+    interface_version = 2
     description = "intraday: long above / short below the opening range, flat before the close"
     Params = OpeningRangeBreakoutParams
     params: OpeningRangeBreakoutParams
@@ -89,6 +93,13 @@ class OpeningRangeBreakout(Strategy):
         # The range resets every day, so no bars are needed before the first session; a day
         # without its opening bar is skipped by the rule itself.
         return 0
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # The target depends only on the bars of its own local date, which lasts at most 25
+        # hours (the day daylight saving ends): one more bar than that many bars always holds
+        # the whole day and a bar of the day before. Unknown timeframe: one-minute bars.
+        seconds = timeframe.seconds if timeframe is not None and timeframe.is_intraday else 60
+        return -(-25 * 3600 // seconds) + 1
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         if candles.timeframe is not None and not candles.timeframe.is_intraday:

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from traderunner.errors import StrategyLoadError, UnknownStrategyError
-from traderunner.strategies.base import Strategy, StrategyParams
+from traderunner.strategies.base import SUPPORTED_INTERFACE_VERSIONS, Strategy, StrategyParams
 from traderunner.strategies.bollinger_reversion import BollingerReversion
 from traderunner.strategies.donchian_breakout import DonchianBreakout
 from traderunner.strategies.ema_cross import EmaCross
@@ -250,6 +250,13 @@ def _validate(cls: type[Strategy], origin: str) -> None:
             f"{where}: name must be a word such as 'my_strategy' (letters, digits, _ . -), "
             f"got {name!r}"
         )
+    version = cls.interface_version
+    if isinstance(version, bool) or version not in SUPPORTED_INTERFACE_VERSIONS:
+        supported = " and ".join(str(v) for v in SUPPORTED_INTERFACE_VERSIONS)
+        raise StrategyLoadError(
+            f"{where}: interface_version {version!r} is not one this traderunner supports "
+            f"({supported}); set interface_version = 2 or upgrade traderunner"
+        )
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         raise StrategyLoadError(f"{where}: implement the method(s) {missing}")
@@ -355,12 +362,14 @@ def describe_strategies() -> list[dict[str, Any]]:
                 "description": cls.description,
                 "origin": strategy_origin(name),
                 "intraday": cls.intraday,
+                "interface_version": cls.interface_version,
                 "params": [
                     {
                         "name": s.name,
                         "type": s.type.__name__,
                         "default": s.default,
                         "bounds": s.describe_bounds(),
+                        "choices": list(s.choices) if s.choices else None,
                         "doc": s.doc,
                     }
                     for s in cls.param_specs()

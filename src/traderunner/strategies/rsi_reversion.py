@@ -7,9 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from traderunner.domain.candles import CandleArrays
+from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import ParameterError
 from traderunner.strategies.base import Indicators, SignalArray, Strategy, StrategyParams, param
-from traderunner.strategies.indicators import hold_crossings, rsi
+from traderunner.strategies.indicators import (
+    RSI_RESIDUAL,
+    STATE_MEMORY,
+    decay_bars,
+    hold_crossings,
+    rsi,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +44,15 @@ class RsiReversion(Strategy):
       ``rsi <= exit``.
     * Flat (0) otherwise. Because ``lower < exit < upper`` the two sides never overlap: a bar
       that enters a short always also ends a long, so the target goes straight from +1 to -1.
-    * Warm-up: ``period`` bars. The position depends on when the last entry happened, so a
-      short tail of data (the live service) agrees with a backtest once it reaches back to
-      that entry.
+    * Warm-up: ``period`` bars (``rsi`` is first defined on bar ``period``). These are level
+      rules, not crossings: **at the end of warm-up** bar ``period`` is already long if
+      ``rsi < lower`` there and short if ``rsi > upper``, and flat otherwise.
+    * The position depends on when the last entry happened; how many recent bars reproduce a
+      backtest's target is the strategy's ``history_bars`` (see docs/strategies.md).
     """
 
     name = "rsi_reversion"
+    interface_version = 2
     description = "long below RSI lower / short above upper, exit when RSI returns to exit"
     Params = RsiReversionParams
     params: RsiReversionParams
@@ -50,6 +60,15 @@ class RsiReversion(Strategy):
     @property
     def warmup_bars(self) -> int:
         return self.params.period
+
+    def history_bars(self, timeframe: Timeframe | None = None) -> int:
+        # Wilder's averages of a window are seeded on its bar ``period`` and forget the seed
+        # by (1 - 1/period) per bar: after k bars they are within RSI_RESIDUAL of the largest
+        # one-bar move. Then STATE_MEMORY * period bars to find the bar that last reset each
+        # side's state (docs/strategies.md).
+        p = self.params
+        k = decay_bars(1.0 - 1.0 / p.period, RSI_RESIDUAL)
+        return p.period + k + STATE_MEMORY * p.period
 
     def indicators(self, candles: CandleArrays) -> Indicators:
         return {"rsi": rsi(candles.close, self.params.period)}

@@ -45,7 +45,7 @@ def test_demo_then_backtest_json_is_one_complete_object(demo_cli: Cli) -> None:
     assert payload["trades"] > 0
     assert set(METRIC_NAMES) <= set(payload["metrics"])
     assert payload["metrics"]["trades"] == payload["trades"]
-    assert payload["params"] == {"fast": 10, "slow": 50}
+    assert payload["params"] == {"fast": 10, "slow": 50, "mode": "cross"}
     # Synthetic data is flagged even in JSON mode, on stderr so stdout stays pure JSON.
     assert "SYNTHETIC data" in ran.err
 
@@ -130,7 +130,7 @@ def test_params_period_and_engine_options_reach_the_engine(demo_cli: Cli) -> Non
     )
     assert ran.code == 0, ran.err
     payload = ran.json()
-    assert payload["params"] == {"fast": 5, "slow": 20}
+    assert payload["params"] == {"fast": 5, "slow": 20, "mode": "cross"}
     opts = payload["options"]
     assert (opts["fill"], opts["direction"], opts["size"], opts["cash"]) == (
         "close",

@@ -33,6 +33,11 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "parameter below bounds": ((*BT, "--param", "slow=0"), ("slow", "minimum")),
     "parameter wrong type": ((*BT, "--param", "fast=ten"), ("fast", "int")),
     "parameter rule": ((*BT, "-p", "fast=60", "-p", "slow=20"), ("fast < slow",)),
+    "bad mode": ((*BT, "-p", "mode=crossing"), ("'mode' must be one of cross, regime", "crossing")),
+    "sweep bad mode": (
+        (*SW, "-g", "fast=5:10:5", "-g", "mode=cross,up"),
+        ("mode", "cross, regime"),
+    ),
     "param without =": ((*BT, "--param", "fast"), ("name=value",)),
     "param given twice": ((*BT, "-p", "fast=5", "-p", "fast=6"), ("twice",)),
     "bad date": ((*BT, "--from", "2024-13-45"), ("--from", "YYYY-MM-DD")),

@@ -31,6 +31,13 @@ def test_strategies_json_lists_every_built_in_with_bounds(empty_cli: Cli) -> Non
     assert sma["fast"]["type"] == "int"
     assert sma["slow"]["default"] > sma["fast"]["default"]
     assert listed["opening_range_breakout"]["intraday"] is True
+    # The crossover rules' reading, with its default and allowed values.
+    for name in ("sma_cross", "ema_cross", "macd"):
+        mode = {p["name"]: p for p in listed[name]["params"]}["mode"]
+        assert mode["type"] == "str" and mode["default"] == "cross"
+        assert mode["choices"] == ["cross", "regime"] and mode["bounds"] == "cross|regime"
+        assert listed[name]["interface_version"] == 2
+        assert listed[name]["history_bars"] >= 2
 
 
 def test_strategies_table(empty_cli: Cli) -> None:
@@ -39,6 +46,7 @@ def test_strategies_table(empty_cli: Cli) -> None:
     for name in BUILT_IN_STRATEGIES:
         assert name in ran.out
     assert "fast: int" in ran.out
+    assert "mode: str = 'cross'  cross|regime" in ran.out
 
 
 def test_data_list_shows_the_synthetic_demo_series(demo_cli: Cli) -> None:

@@ -48,7 +48,13 @@ def waits() -> Waits:
 @pytest.fixture
 def provider(fake: FakeEodhd, waits: Waits) -> Iterator[EodhdProvider]:
     with EodhdProvider(
-        TOKEN, base_url=fake.url, max_retries=2, backoff=0.001, max_wait=5, sleep=waits
+        TOKEN,
+        base_url=fake.url,
+        max_retries=2,
+        backoff=0.001,
+        max_wait=5,
+        outage_budget=0.003,  # waits 0.001 then 0.002: three tries, as max_retries=2 gives 429
+        sleep=waits,
     ) as p:
         yield p
 

@@ -89,11 +89,11 @@ def test_fetch_stores_both_symbols_then_a_rerun_asks_nothing(env: Env) -> None:
     assert {(s["symbol"], s["source"], s["bars"]) for s in listed} == {
         (s, "eodhd", bars_in_range(s)) for s in SYMBOLS
     }
-    # The shared limiter took the cost of two intraday requests.
+    # Two intraday requests: 2 against the minute (requests), 10 against the day (calls).
     limiter = limiter_from_settings(env.settings())
     used = {u.name: u.used for u in limiter.usage()}
     limiter.close()
-    assert used == {"minute": 10, "day": 10}
+    assert used == {"minute": 2, "day": 10}
 
     again = env.run(*fetch_args("--json"))
     assert again.code == 0, again.err
@@ -124,9 +124,11 @@ def test_a_partial_failure_exits_1_saying_what_is_stored_and_missing(env: Env) -
     assert "AAPL.US" in ran.out and "incomplete" in ran.out
     assert f"{bars_in_range('AAPL.US'):,}" in ran.out
     missing = [line for line in ran.out.splitlines() if line.startswith("missing ")]
-    assert len(missing) == 1 and "TSLA.US" in missing[0] and "plan" in missing[0]
+    assert len(missing) == 1 and "TSLA.US" in missing[0] and "quota is spent" in missing[0]
     assert "run the same command again" in ran.out
+    assert "resets at" in ran.out
     env.fake.reset()
+    _clear_spent(env)  # midnight GMT came: the quota is back
     resumed = env.run(*fetch_args("--json"))
     assert resumed.code == 0, resumed.err
     aapl, tsla = resumed.json()["symbols"]
@@ -198,3 +200,9 @@ def test_the_synthetic_provider_fetches_offline_and_says_so(env: Env) -> None:
     )  # fmt: skip
     assert ran.code == 0, ran.err
     assert "SYNTHETIC" in ran.out and env.fake.requests() == []
+
+
+def _clear_spent(env: Env) -> None:
+    limiter = limiter_from_settings(env.settings())
+    limiter.reset()
+    limiter.close()

@@ -30,6 +30,7 @@ from traderunner.errors import (
     ProviderError,
     ProviderPlanError,
     ProviderResponseError,
+    QuotaSpentError,
     RateLimitedError,
 )
 from traderunner.marketdata.fetch import fetch_to_store
@@ -171,7 +172,11 @@ DAY_BARS = US_EQUITY.minutes // 5  # one regular session of M5 bars
             ProviderPlanError,
             "plan does not include.*upgrade",
         ),
-        (Canned(402, b"Payment Required"), ProviderPlanError, "plan does not include"),
+        (
+            Canned(402, b"Payment Required"),
+            QuotaSpentError,
+            r"daily call quota is spent \(HTTP 402\).*resets at .* UTC \(midnight GMT\)",
+        ),
         (Canned(404, b"Ticker Not Found."), DataRangeError, "'AAPL.US'.*CODE.EXCHANGE"),
         (
             Canned(422, b'{"errors":{"from":["Max period length is 600 days"]}}'),
@@ -187,7 +192,11 @@ DAY_BARS = US_EQUITY.minutes // 5  # one regular session of M5 bars
         ),
         (Canned(200, b'{"a": 1}'), ProviderResponseError, "error instead of bars"),
         (Canned(200, b"[1, 2]"), ProviderResponseError, "not a list of bars"),
-        (Canned(200, b'[{"timestamp": "x"}]'), ProviderResponseError, "non-numeric"),
+        (
+            Canned(200, b'[{"timestamp": "x", "open": 1, "high": 1, "low": 1, "close": 1}]'),
+            ProviderResponseError,
+            "non-numeric",
+        ),
         (Canned(301, b"", {"Location": "https://x/"}), ProviderError, "redirected"),
     ],
 )
@@ -232,7 +241,7 @@ def test_a_base_url_without_the_api_path_is_named(fake: FakeEodhd) -> None:
 
 @pytest.mark.parametrize(
     ("bad", "pattern"),
-    [("low_above_high", "low above high"), ("null_close", "missing or non-finite price")],
+    [("low_above_high", "low above high"), ("nan_close", "missing or non-finite price")],
 )
 def test_inconsistent_bars_are_refused_naming_the_request(
     fake: FakeEodhd, provider: EodhdProvider, bad: str, pattern: str
@@ -280,7 +289,7 @@ def test_server_errors_are_retried_then_reported(fake: FakeEodhd, provider: Eodh
     assert [s.status for s in fake.requests()] == [500, 503, 200]
     fake.reset()
     fake.script(*[Canned(502, b"bad gateway")] * 3)
-    with pytest.raises(ProviderResponseError, match="failed 3 times, last with HTTP 502"):
+    with pytest.raises(ProviderResponseError, match=r"failed 3 times .*last with HTTP 502"):
         provider.fetch(*M5_DAY)
 
 
@@ -328,7 +337,7 @@ def test_the_token_never_appears_in_messages_logs_or_tracebacks(
     ]
     for canned in failures:
         fake.script(canned)
-        with pytest.raises((ProviderError, DataRangeError)) as caught:
+        with pytest.raises((ProviderError, DataRangeError, QuotaSpentError)) as caught:
             provider.fetch(*M5_DAY)
         texts += [str(caught.value), repr(caught.value)]
         texts += traceback.format_exception(caught.value)
@@ -336,7 +345,7 @@ def test_the_token_never_appears_in_messages_logs_or_tracebacks(
     provider.fetch(*M5_DAY)  # retries log warnings; success logs the request
     logged = [r.getMessage() for r in caplog.records]
     assert any("api_token=***" in line for line in logged)  # the URL lines were there, masked
-    assert any("retry 1/2" in line for line in logged)
+    assert any("retry 1 in" in line for line in logged)
     for text in texts + logged:
         assert TOKEN not in text
 
@@ -355,7 +364,7 @@ def responses(redis_pair: RedisPair, prefix: str) -> Iterator[RedisResponseCache
 
 
 def make_limiter(redis_pair: RedisPair, prefix: str, per_day: int = 1000) -> RateLimiter:
-    quotas = [Quota(100, 60, "minute"), Quota(per_day, 86_400, "day")]
+    quotas = [Quota(100, 60, "minute", unit="requests"), Quota(per_day, 86_400, "day")]
     return RateLimiter(redis_pair.durable.url, name="eodhd", quotas=quotas, prefix=prefix)
 
 
@@ -410,15 +419,16 @@ def test_every_request_and_retry_is_paid_to_the_shared_limiter_cache_hits_are_fr
     with EodhdProvider(
         TOKEN, base_url=fake.url, limiter=limiter, response_cache=responses, backoff=0.001
     ) as p:
+        # The minute counts HTTP requests, the day calls (EODHD's two units).
         p.fetch("AAPL.US", "M5", utc(2021, 1, 4), utc(2023, 6, 30))  # two intraday requests
-        assert used(limiter) == {"minute": 10, "day": 10}
+        assert used(limiter) == {"minute": 2, "day": 10}
         p.fetch("AAPL.US", "M5", utc(2021, 1, 4), utc(2023, 6, 30))  # cached: free
-        assert used(limiter) == {"minute": 10, "day": 10}
+        assert used(limiter) == {"minute": 2, "day": 10}
         p.fetch("AAPL.US", "D1", utc(2024, 1, 1), utc(2024, 6, 30))  # end of day costs 1
-        assert used(limiter) == {"minute": 11, "day": 11}
+        assert used(limiter) == {"minute": 3, "day": 11}
         fake.script(Canned(500, b""))
-        p.fetch(*M5_DAY)  # a failed try and its retry: both are calls
-        assert used(limiter) == {"minute": 21, "day": 21}
+        p.fetch(*M5_DAY)  # a failed try is a request but costs no call; its retry costs 5
+        assert used(limiter) == {"minute": 5, "day": 16}
     limiter.close()
 
 

@@ -52,14 +52,17 @@ def test_backtest_submit_follows_to_the_result(env: JobEnv) -> None:
     # The result is what the same backtest run here prints with --json.
     result = payload["result"]
     assert result["trades"] == len(result["trade_list"]) > 0
-    assert result["params"] == {"fast": 5, "slow": 30} and result["symbols"] == ["AAA", "BBB"]
+    assert result["params"] == {"fast": 5, "slow": 30, "mode": "cross"} and result["symbols"] == [
+        "AAA",
+        "BBB",
+    ]
     assert result["options"]["fill"] == "next_open"  # every option, defaults included
     # What the worker computed is what the engine computes here on the same candles.
     candles = load_candles(env.store, ["AAA", "BBB"], Timeframe.M5, None, None)
     direct = run_backtest("sma_cross", candles, {"fast": 5, "slow": 30})
     assert result["trades"] == direct.n_trades
     assert result["metrics"]["total_return"] == pytest.approx(direct.metrics["total_return"])
-    assert payload["spec"]["params"] == {"fast": 5, "slow": 30}
+    assert payload["spec"]["params"] == {"fast": 5, "slow": 30, "mode": "cross"}
     assert payload["owner"] == getpass.getuser()
     local = run_cli(
         settings_env(env.settings),
@@ -222,7 +225,7 @@ def test_jobs_list_and_show_are_tables_of_what_ran(env: JobEnv) -> None:
     shown = run_cli(e, "jobs", "show", job["id"][:8], "--trades", "2")
     assert shown.code == 0, shown.err
     assert f"job {job['id']}" in shown.out and "owner" in shown.out
-    assert 'ema_cross fast=12 slow=26 "for alice"  ·  BBB  ·  M5' in shown.out
+    assert 'ema_cross fast=12 slow=26 mode=cross "for alice"  ·  BBB  ·  M5' in shown.out
     assert "metrics" in shown.out and "last 2 of" in shown.out and "{'" not in shown.out
     # The job's run is a saved result like any other, under the job's id.
     results = json.loads(run_cli(e, "results", "list", "--owner", "alice", "--json").out)

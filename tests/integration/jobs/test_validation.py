@@ -69,6 +69,7 @@ BAD: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("parameter out of bounds", bt(params={"fast": 0}), ParameterError, "minimum"),
     ("parameter wrong type", bt(params={"fast": "ten"}), ParameterError, "int"),
     ("fast >= slow", bt(params={"fast": 50, "slow": 20}), ParameterError, "fast"),
+    ("bad mode", bt(params={"mode": "crossing"}), ParameterError, "one of cross, regime"),
     ("unknown option", bt(options={"leverage": 3}), OptionError, "leverage"),
     ("bad option value", bt(options={"stop_loss": 1.5}), OptionError, "stop_loss"),
     ("bad fill", bt(options={"fill": "tomorrow"}), OptionError, "fill"),

@@ -180,16 +180,18 @@ def test_limiter_from_settings_uses_the_eodhd_quotas(redis_pair: RedisPair, tmp_
     settings = redis_pair.settings(tmp_path, eodhd_calls_per_minute=7, eodhd_calls_per_day=20)
     limiter = limiter_from_settings(settings)
     assert limiter.name == "eodhd"
-    assert [(q.name, q.limit, q.window_s) for q in limiter.quotas] == [
-        ("minute", 7, 60),
-        ("day", 20, 86400),
+    assert [(q.name, q.limit, q.window_s, q.unit) for q in limiter.quotas] == [
+        ("minute", 7, 60, "requests"),  # EODHD counts the minute in HTTP requests
+        ("day", 20, 86400, "cost"),  # and the day in calls (an intraday request: 5)
     ]
     limiter.acquire(settings.eodhd_intraday_cost)
-    assert not limiter.try_acquire(settings.eodhd_intraday_cost)  # 5 + 5 > 7 per minute
+    assert limiter.try_acquire(settings.eodhd_intraday_cost)  # 2 requests of 7, 10 calls of 20
     use = _usage(limiter)
-    assert (use["minute"].used, use["day"].used) == (5, 5)
+    assert (use["minute"].used, use["day"].used) == (2, 10)
     # The same settings in another process see the same quota.
-    assert _usage(limiter_from_settings(settings))["day"].used == 5
+    assert _usage(limiter_from_settings(settings))["day"].used == 10
+    assert limiter.try_acquire(5) and limiter.try_acquire(5)
+    assert not limiter.try_acquire(1)  # the day's 20 calls are taken; the minute had room
     assert "***" in repr(limiter) and redis_pair.durable.password not in repr(limiter)
 
 

@@ -38,7 +38,7 @@ def test_a_backtest_reads_back_exactly_and_compactly(store: Store, backtest: Any
     assert record is not None
     assert (record.kind, record.origin, record.owner) == (RunKind.BACKTEST, RunOrigin.LOCAL, "ana")
     assert record.symbols == ("AAA", "BBB") and record.timeframe == "M5"
-    assert record.params == {"fast": 5, "slow": 20}
+    assert record.params == {"fast": 5, "slow": 20, "mode": "cross"}
     assert record.options["fees_bps"] == 2.0 and record.options["fill"] == "next_open"
     assert set(record.tables) == {"equity", "trade_list", "price:AAA", "price:BBB"}
     # The document is what `backtest --json` printed, through JSON and back.

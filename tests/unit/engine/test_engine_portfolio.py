@@ -108,7 +108,7 @@ def test_to_dict_is_json_safe(make_walk: Any) -> None:
     text = json.dumps(d, allow_nan=False)  # NaN/inf would raise here
     back = json.loads(text)
     assert back["strategy"] == "sma_cross"
-    assert back["params"] == PARAMS
+    assert back["params"] == {**PARAMS, "mode": "cross"}  # every parameter, defaults too
     assert back["options"]["stop_loss"] == 0.01
     assert back["symbols"] == ["AAA", "BBB"]
     assert back["sources"] == {"AAA": "synthetic", "BBB": "synthetic"}

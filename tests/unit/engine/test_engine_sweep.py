@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from traderunner.domain.candles import CandleArrays
@@ -20,6 +21,7 @@ from traderunner.engine import (
     run_backtest,
     run_sweep,
 )
+from traderunner.engine.sweep import rank_rows
 from traderunner.errors import CancelledError, OptionError, ParameterError
 from traderunner.strategies.base import (
     Indicators,
@@ -142,7 +144,7 @@ def test_sweep_rows_equal_full_backtests(make_walk: Any) -> None:
         full = run_backtest(
             "sma_cross", data, {"fast": row["fast"], "slow": row["slow"]}, **options
         )
-        assert list(row) == ["fast", "slow", *METRIC_NAMES]
+        assert list(row) == ["fast", "slow", "mode", *METRIC_NAMES]  # defaults too
         for name in METRIC_NAMES:
             assert _same(row[name], full.metrics[name]), name
 
@@ -178,12 +180,44 @@ def test_top_ranks_descending_with_nan_last() -> None:
         {"fast": 4, "sharpe": -1.0, "max_drawdown": -0.5},
     ]
     result = SweepResult(strategy="x", rows=rows, skipped=0, elapsed_s=0.0)
-    assert [r["fast"] for r in result.top()] == [3, 1, 4, 2]
-    assert [r["fast"] for r in result.top(2, by="max_drawdown")] == [2, 3]
-    assert [r["fast"] for r in result.top(1, by="fast")] == [4]
+    top = result.top()
+    assert isinstance(top, pd.DataFrame)
+    assert list(top.columns) == ["fast", "sharpe", "max_drawdown"]
+    assert list(top["fast"]) == [3, 1, 4, 2]
+    assert list(result.top(2, by="max_drawdown")["fast"]) == [2, 3]
+    assert list(result.top(1, by="fast")["fast"]) == [4]
+    assert list(result.top(by="sharpe", ascending=True)["fast"]) == [4, 1, 3, 2]
     with pytest.raises(OptionError, match="cannot rank by 'sharp'"):
         result.top(by="sharp")
     assert json.loads(json.dumps(result.to_dict(), allow_nan=False))["rows"][1]["sharpe"] is None
+
+
+def test_infinities_rank_after_finite_values_and_min_trades_filters() -> None:
+    inf = math.inf
+    rows = [
+        {"fast": 1, "profit_factor": inf, "trades": 1.0},
+        {"fast": 2, "profit_factor": 1.4, "trades": 30.0},
+        {"fast": 3, "profit_factor": None, "trades": 0.0},
+        {"fast": 4, "profit_factor": 2.1, "trades": 12.0},
+        {"fast": 5, "profit_factor": -inf, "trades": 3.0},
+        {"fast": 6, "profit_factor": 0.7, "trades": 40.0},
+    ]
+    assert [r["fast"] for r in rank_rows(rows, "profit_factor")] == [4, 2, 6, 1, 5, 3]
+    assert [r["fast"] for r in rank_rows(rows, "profit_factor", ascending=True)] == [
+        6,
+        2,
+        4,
+        1,
+        5,
+        3,
+    ]
+    kept = rank_rows(rows, "profit_factor", min_trades=12)
+    assert [r["fast"] for r in kept] == [4, 2, 6]
+    result = SweepResult(strategy="x", rows=rows, skipped=0, elapsed_s=0.0)
+    assert list(result.top(2, by="profit_factor", min_trades=20)["fast"]) == [2, 6]
+    assert result.top(by="profit_factor", min_trades=1000).empty
+    with pytest.raises(OptionError, match="min_trades must be >= 0"):
+        rank_rows(rows, "trades", min_trades=-1)
 
 
 def test_progress_cancel_and_explicit_combos(make_walk: Any) -> None:

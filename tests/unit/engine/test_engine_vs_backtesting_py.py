@@ -106,6 +106,9 @@ def _tiny(symbol: str = "") -> CandleArrays:
         ({"direction": "sideways"}, "direction must be one of"),
         ({"fees_bps": -1}, "fees_bps must be >= 0"),
         ({"leverage": 2}, "unknown backtest option(s) leverage"),
+        ({"units": "half"}, "units must be one of fractional, whole"),
+        ({"units": "whole", "lot_size": 0.5}, "lot_size must be a whole number >= 1"),
+        ({"lot_size": 10}, "lot_size needs units=whole"),
     ],
 )
 def test_bad_options_raise_option_error(options: dict[str, Any], message: str) -> None:

@@ -114,8 +114,10 @@ def test_trade_metrics_by_hand() -> None:
 def test_no_trades_are_nan_and_no_losses_are_infinite_profit_factor() -> None:
     empty = np.array([], dtype=np.float64)
     m = trade_metrics(empty, empty, np.array([], dtype=np.int64), empty)
-    assert m["trades"] == 0.0
-    assert all(math.isnan(v) for k, v in m.items() if k != "trades")
+    counts: tuple[str, ...] = ("trades", "closed_trades", "open_trades", "max_consecutive_wins")
+    counts += ("max_consecutive_losses",)
+    assert all(m[k] == 0.0 for k in counts)
+    assert all(math.isnan(v) for k, v in m.items() if k not in counts)
     winners = np.array([1.0, 2.0])
     m = trade_metrics(winners, winners, np.array([1, 1]), winners)
     assert m["profit_factor"] == math.inf
@@ -150,3 +152,48 @@ def test_periods_per_year_short_span_uses_bars_per_day() -> None:
     # Around the clock, weekends included: 288 five-minute bars a day times 365.
     ts = START_NS + np.arange(288 * 20, dtype=np.int64) * five
     assert periods_per_year(ts) == pytest.approx(288 * 365)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_beta_alpha_and_buy_and_hold_match_empyrical(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 800
+    market = rng.normal(0.0003, 0.01, n)
+    strategy = 0.6 * market + rng.normal(0.0, 0.004, n)
+    start = 1000.0
+    ts = START_NS + np.arange(n, dtype=np.int64) * DAY_NS
+    closes = 50.0 * np.cumprod(1.0 + market)
+    bench = np.asarray(closes, dtype=np.float64)  # worth 50 before bar 0
+    m = curve_metrics(_curve(strategy, start), start, ts, 252.0, bench, 50.0)
+    assert m["beta"] == pytest.approx(empyrical.beta(strategy, market), rel=1e-9)
+    assert m["buy_hold_return"] == pytest.approx(np.prod(1.0 + market) - 1.0, rel=1e-10)
+    assert m["alpha"] == pytest.approx(
+        m["total_return"] - m["beta"] * m["buy_hold_return"], rel=1e-12
+    )
+
+
+def test_average_drawdown_and_peak_by_hand() -> None:
+    # Start 100: 110 120 108 96 100 125 110 -> two drawdown periods below a peak: 120 -> 96
+    # (-20%) and 125 -> 110 (-12%), so the average is -16%; the peak is 125.
+    eq = np.array([110.0, 120.0, 108.0, 96.0, 100.0, 125.0, 110.0])
+    m = curve_metrics(eq, 100.0, START_NS + np.arange(7) * DAY_NS, 252.0)
+    assert m["avg_drawdown"] == pytest.approx(-0.16)
+    assert m["equity_peak"] == 125.0
+    flat = curve_metrics(np.array([100.0, 101.0]), 100.0, START_NS + np.arange(2) * DAY_NS, 252.0)
+    assert flat["avg_drawdown"] == 0.0
+
+
+def test_streaks_follow_the_closing_order() -> None:
+    pnl = np.array([1.0, 2.0, -1.0, 3.0, 4.0, 5.0, -2.0, -3.0])
+    z = np.zeros(len(pnl))
+    bars = np.zeros(len(pnl), dtype=np.int64)
+    m = trade_metrics(pnl, z, bars, z)
+    assert (m["max_consecutive_wins"], m["max_consecutive_losses"]) == (3.0, 2.0)
+    # Closed in another order (a portfolio's trades by exit time): -1, -2, -3 in a row.
+    order = np.array([0, 2, 6, 7, 1, 3, 4, 5])
+    m = trade_metrics(pnl, z, bars, z, exit_order=order)
+    assert (m["max_consecutive_wins"], m["max_consecutive_losses"]) == (4.0, 3.0)
+    is_open = np.zeros(len(pnl), dtype=np.bool_)
+    is_open[-1] = True
+    m = trade_metrics(pnl, z, bars, z, is_open=is_open)
+    assert (m["closed_trades"], m["open_trades"], m["trades"]) == (7.0, 1.0, 8.0)

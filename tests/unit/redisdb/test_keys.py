@@ -33,10 +33,15 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
         {"name": "login", "quota": "user", "subject": "ana"},
         "tr:ratelimit:login:user:ana",
     ),
+    ("quota_spent", {"name": "eodhd", "quota": "day"}, "tr:quota-spent:eodhd:day"),
+    ("fetch_lock", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:lock:fetch:AAPL.US:M5"),
+    ("fetched_mark", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:fetched:AAPL.US:M5"),
     ("session", {"session_id": "s1d"}, "tr:session:s1d"),
     ("bus_stream", {"topic": "signals"}, "tr:bus:signals"),
     ("bus_dead", {"topic": "candles.M5"}, "tr:bus:candles.M5:dead"),
     ("bus_channel", {"topic": "candles.*"}, "tr:bus:candles.*:live"),
+    ("trader_halt", {}, "tr:trader:halt"),
+    ("positions_snapshot", {"account": "paper"}, "tr:positions:paper"),
     ("user_sessions", {"user": "ana"}, "tr:sessions:ana"),
     ("latest_candle", {"symbol": "AAPL.US", "timeframe": "M5"}, "tr:candle:AAPL.US:M5"),
     ("latest_candles", {}, "tr:candle:"),
@@ -59,6 +64,8 @@ EXPECTED: list[tuple[str, dict[str, Any], str]] = [
     ("celery_unacked_index", {}, "tr:unacked_index"),
     ("celery_unacked_mutex", {}, "tr:unacked_mutex"),
     ("celery_reply_queue", {"reply_id": "9f2c"}, "tr:9f2c.reply.celery.pidbox"),
+    ("celery_pidbox_queue", {"node": "w1@host"}, "tr:w1@host.celery.pidbox"),
+    ("celery_event_queue", {"receiver_id": "3a7b"}, "tr:celeryev.3a7b"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -13,7 +14,7 @@ from tests.builtins import BUILT_IN_STRATEGIES
 from traderunner.domain.candles import CandleArrays
 from traderunner.errors import ParameterError
 from traderunner.strategies import Strategy, get_strategy
-from traderunner.strategies.indicators import indicator_cache
+from traderunner.strategies.indicators import indicator_cache, rsi
 
 BoolArray = npt.NDArray[np.bool_]
 CandleBuilder = Callable[..., CandleArrays]
@@ -44,6 +45,41 @@ def reference_two_sided(
     return out
 
 
+def reference_cross(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """The documented ``mode="cross"`` rule in plain Python, bar by bar, as the peers trade it.
+
+    A crossing is a bar where ``fast`` is strictly on the other side of ``slow`` than on the
+    last earlier bar where they differed; the target is 0 until the first crossing and then
+    the side of the latest one. Documented edge: when the first defined bar is an exact tie,
+    the first bar where they differ counts as a crossing.
+    """
+    out = np.zeros(len(fast), dtype=np.int8)
+    position = 0
+    last = 0  # side on the last defined bar where the two differed
+    first_bar_tied: bool | None = None  # None until the first defined bar
+    for i in range(len(fast)):
+        if np.isnan(fast[i]) or np.isnan(slow[i]):
+            out[i] = position
+            continue
+        side = 1 if fast[i] > slow[i] else -1 if fast[i] < slow[i] else 0
+        if first_bar_tied is None:
+            first_bar_tied = side == 0
+            last = side
+            out[i] = 0
+            continue
+        if side != 0:
+            if (last != 0 and side != last) or (last == 0 and first_bar_tied):
+                position = side
+            last = side
+        out[i] = position
+    return out
+
+
+def reference_regime(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """``mode="regime"``: the side ``fast`` is on, 0 where equal or undefined."""
+    return np.where(np.isnan(slow), 0, np.where(fast > slow, 1, np.where(fast < slow, -1, 0)))
+
+
 def lt(a: np.ndarray, b: np.ndarray) -> BoolArray:
     with np.errstate(invalid="ignore"):
         return np.asarray(a < b)
@@ -67,14 +103,62 @@ def candles() -> CandleArrays:
 
 def test_sma_cross_matches_pandas_rolling_means(candles: CandleArrays) -> None:
     s = get_strategy("sma_cross")({"fast": 7, "slow": 30})
+    assert s.params.mode == "cross"  # the default
     close = pd.Series(candles.close)
     fast, slow = close.rolling(7).mean().to_numpy(), close.rolling(30).mean().to_numpy()
     ind = s.indicators(candles)
     np.testing.assert_allclose(ind["sma_fast"], fast, rtol=1e-9)
     np.testing.assert_allclose(ind["sma_slow"], slow, rtol=1e-9)
-    expected = np.where(np.isnan(slow), 0, np.where(fast > slow, 1, -1))
-    np.testing.assert_array_equal(run(s, candles), expected)
+    got = run(s, candles)
+    np.testing.assert_array_equal(got, reference_cross(fast, slow))
     assert s.warmup_bars == 29
+    # Flat from the end of the warm-up until the first crossing, which is after bar 29.
+    first = int(np.flatnonzero(got)[0])
+    assert first > 29
+    assert np.sign(fast[first] - slow[first]) == got[first]
+    assert np.sign(fast[first - 1] - slow[first - 1]) == -got[first]
+    regime = get_strategy("sma_cross")({"fast": 7, "slow": 30, "mode": "regime"})
+    np.testing.assert_array_equal(run(regime, candles), reference_regime(fast, slow))
+
+
+def _integer_candles(close: list[float]) -> CandleArrays:
+    c = np.asarray(close, dtype=np.float64)
+    ts = (np.arange(len(c), dtype=np.int64) + 19_000) * 86_400 * 10**9
+    return CandleArrays(ts=ts, open=c, high=c, low=c, close=c, volume=np.ones(len(c)))
+
+
+def test_sma_cross_on_a_hand_computed_series_with_touches() -> None:
+    # Integer closes: every SMA(2)/SMA(3) is exact, so the comparisons below are exact too.
+    # Bar:           0   1   2   3   4   5   6   7   8   9  10 11  12  13  14  15  16  17
+    close = [10, 11, 12, 13, 12, 14, 13, 12, 11, 12, 10, 9, 10, 11, 12, 11, 13, 12]
+    close += [11, 10, 12, 11, 13]  # bars 18-22
+    # SMA(2) vs SMA(3) from bar 2 on (worked out by hand): above on 2-4, equal on 5 (12 = 36/3),
+    # above on 6, below on 7-9, equal on 10, below on 11-12, above on 13-15, equal on 16,
+    # above on 17, below on 18-19, equal on 20, above on 21, equal on 22.
+    regime = [0, 0, 1, 1, 1, 0, 1, -1, -1, -1, 0, -1, -1, 1, 1, 1, 0, 1, -1, -1, 0, 1, 0]
+    # cross: flat until the first crossing (below, bar 7); touches (5, 10, 16, 22) change
+    # nothing; bar 21 crosses above through the tie on bar 20.
+    cross = [0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, 1, -1, -1, -1, 1, 1]
+    candles = _integer_candles(close)
+    got = get_strategy("sma_cross")({"fast": 2, "slow": 3}).target_positions(candles)
+    np.testing.assert_array_equal(got, cross)
+    old = get_strategy("sma_cross")({"fast": 2, "slow": 3, "mode": "regime"})
+    np.testing.assert_array_equal(old.target_positions(candles), regime)
+
+
+def test_sma_cross_tie_on_the_first_defined_bar_counts_the_first_difference() -> None:
+    # Bar 2: SMA(2) = SMA(3) = 10 (no side yet); bar 3: 10.5 > 31/3, the documented edge case.
+    candles = _integer_candles([10, 10, 10, 11, 12, 11, 10, 9])
+    got = get_strategy("sma_cross")({"fast": 2, "slow": 3}).target_positions(candles)
+    # Bars 3-5 above (10.5 > 10.33, 11.5 > 11, 11.5 > 11.33), 6-7 below (10.5 < 11, 9.5 < 10).
+    np.testing.assert_array_equal(got, [0, 0, 0, 1, 1, 1, -1, -1])
+
+
+def test_a_bad_mode_is_one_clear_line() -> None:
+    for name in ("sma_cross", "ema_cross", "macd"):
+        with pytest.raises(ParameterError) as err:
+            get_strategy(name)({"mode": "crossing"})
+        assert str(err.value) == "parameter 'mode' must be one of cross, regime, got 'crossing'"
 
 
 def _ema_reference(x: np.ndarray, span: int) -> np.ndarray:
@@ -92,9 +176,12 @@ def _ema_reference(x: np.ndarray, span: int) -> np.ndarray:
 def test_ema_cross_rule(candles: CandleArrays) -> None:
     s = get_strategy("ema_cross")({"fast": 5, "slow": 20})
     fast, slow = _ema_reference(candles.close, 5), _ema_reference(candles.close, 20)
-    expected = np.where(np.isnan(slow), 0, np.where(fast > slow, 1, -1))
-    np.testing.assert_array_equal(run(s, candles), expected)
+    got = run(s, candles)
+    np.testing.assert_array_equal(got, reference_cross(fast, slow))
     assert s.warmup_bars == 19
+    assert not got[:20].any()
+    regime = get_strategy("ema_cross")({"fast": 5, "slow": 20, "mode": "regime"})
+    np.testing.assert_array_equal(run(regime, candles), reference_regime(fast, slow))
 
 
 def test_macd_rule(candles: CandleArrays) -> None:
@@ -105,15 +192,61 @@ def test_macd_rule(candles: CandleArrays) -> None:
     np.testing.assert_allclose(ind["macd"], line, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ind["macd_signal"], signal, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ind["macd_hist"], line - signal, rtol=1e-9, atol=1e-12)
-    expected = np.where(np.isnan(signal), 0, np.where(line > signal, 1, -1))
-    np.testing.assert_array_equal(run(s, candles), expected)
+    got = run(s, candles)
+    np.testing.assert_array_equal(got, reference_cross(line, signal))
     # The first defined signal-line value is at bar slow + signal - 2 = 33.
     assert s.warmup_bars == 33 == int(np.flatnonzero(~np.isnan(signal))[0])
+    assert not got[:34].any()
+    regime = get_strategy("macd")({"mode": "regime"})
+    np.testing.assert_array_equal(run(regime, candles), reference_regime(line, signal))
+
+
+def wilder_rsi_reference(close: list[float] | np.ndarray, period: int) -> list[float]:
+    """Wilder's RSI from its definition, one bar at a time, in plain Python floats.
+
+    Average gain and loss start as the plain means of the first ``period`` moves (so RSI is
+    first defined on bar ``period``), then ``avg = (avg * (period - 1) + move) / period``;
+    ``RSI = 100 - 100 / (1 + avg_gain / avg_loss)``, 100 when there is no loss.
+    """
+    values = [float(v) for v in close]
+    out = [math.nan] * len(values)
+    if len(values) <= period:
+        return out
+    moves = [values[i] - values[i - 1] for i in range(1, len(values))]
+    gain = sum(m for m in moves[:period] if m > 0) / period
+    loss = sum(-m for m in moves[:period] if m < 0) / period
+    for bar in range(period, len(values)):
+        if bar > period:
+            move = moves[bar - 1]
+            gain = (gain * (period - 1) + max(move, 0.0)) / period
+            loss = (loss * (period - 1) + max(-move, 0.0)) / period
+        out[bar] = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    return out
+
+
+def test_wilder_rsi_on_a_hand_computed_series() -> None:
+    # period 3, moves +1 +1 -1 +2 -1. Bar 3: gain 2/3, loss 1/3, RS 2, RSI 200/3.
+    # Bar 4 (+2): gain (2/3*2 + 2)/3 = 10/9, loss (1/3*2)/3 = 2/9, RS 5, RSI 250/3.
+    # Bar 5 (-1): gain 20/27, loss (2/9*2 + 1)/3 = 13/27, RS 20/13, RSI 100 - 1300/33 = 2000/33.
+    close = np.array([10.0, 11, 12, 11, 13, 12])
+    got = rsi(close, 3)
+    assert np.isnan(got[:3]).all()
+    np.testing.assert_allclose(got[3:], [200 / 3, 250 / 3, 2000 / 33], rtol=1e-13)
+    # Only gains: no loss at all, RSI 100; only losses: 0.
+    np.testing.assert_array_equal(rsi(np.arange(10.0), 4)[4:], 100.0)
+    np.testing.assert_array_equal(rsi(np.arange(10.0)[::-1].copy(), 4)[4:], 0.0)
+
+
+def test_wilder_rsi_matches_the_definition_on_random_data(candles: CandleArrays) -> None:
+    for period in (2, 6, 14, 50):
+        expected = wilder_rsi_reference(candles.close, period)
+        np.testing.assert_allclose(rsi(candles.close, period), expected, rtol=1e-10, atol=1e-9)
 
 
 def test_rsi_reversion_rule(candles: CandleArrays) -> None:
     s = get_strategy("rsi_reversion")({"period": 6, "lower": 25, "upper": 75, "exit": 55})
-    value = s.indicators(candles)["rsi"]
+    # The rule on an RSI computed from the definition, not on the strategy's own indicator.
+    value = np.asarray(wilder_rsi_reference(candles.close, 6))
     expected = reference_two_sided(
         lt(value, 25),
         ~lt(value, 55) & ~np.isnan(value),

@@ -112,8 +112,10 @@ def test_builtins_are_listed_sorted_with_their_origin() -> None:
     listing = describe_strategies()
     json.dumps(listing)  # JSON-safe for the dashboard and the CLI
     sma = next(d for d in listing if d["name"] == "sma_cross")
-    assert [p["name"] for p in sma["params"]] == ["fast", "slow"]
+    assert [p["name"] for p in sma["params"]] == ["fast", "slow", "mode"]
     assert sma["params"][0]["bounds"] == "[1, 1000]"
+    assert sma["params"][2]["default"] == "cross"
+    assert sma["params"][2]["bounds"] == "cross|regime"
 
 
 def test_unknown_name_lists_the_known_ones_and_suggests_the_closest() -> None:

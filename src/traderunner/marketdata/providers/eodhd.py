@@ -9,7 +9,9 @@ Timeframes: M1 -> ``1m``, M5 -> ``5m``, H1 -> ``1h``, D1 -> the end-of-day endpo
 and H4 are refused (EODHD does not serve them; we do not aggregate silently). One intraday
 request may span at most 120 days (1m), 600 days (5m) or 7200 days (1h), so longer ranges are
 split into consecutive, non-overlapping requests. An intraday request costs
-``intraday_cost`` calls against the quota, an end-of-day request one.
+``intraday_cost`` calls against the day's quota, an end-of-day request one; the minute quota
+counts HTTP requests (EODHD: 1,000 a minute), and a failed request costs no call (its cost is
+refunded to the limiter).
 
 Contracts
 
@@ -17,11 +19,19 @@ Contracts
   de-duplicated (the last copy of a timestamp wins), sorted, ``source="eodhd"``. D1 bars are
   stamped 00:00 UTC of their date and carry the raw (not split-adjusted) OHLC.
 * Every row is validated (finite prices, ``low <= open, close <= high``, volume >= 0); a bad
-  row raises ProviderResponseError naming the request and the row.
-* Errors: 401/403 -> ProviderAuthError; 402 or a 403 that names the plan -> ProviderPlanError;
-  404 -> DataRangeError naming the symbol; 429 -> retried with exponential backoff honouring
-  ``Retry-After`` (RateLimitedError when retries run out or the wait is longer than
-  ``max_wait``); 5xx and dropped connections -> bounded retries, then ProviderResponseError;
+  row raises ProviderResponseError naming the request and the row. Bars with a null price
+  are left out and counted (``FetchedChunk.skipped``); the free plan's ``warning`` element is
+  kept as ``FetchedChunk.warning`` with the data beside it.
+* Errors: 401/403 -> ProviderAuthError; a 403 that names the plan -> ProviderPlanError;
+  402 (the day's calls are spent) -> the day quota is marked spent in the shared limiter
+  until the next midnight GMT, for every process, and QuotaSpentError (``resets_at``) is
+  raised; 404 whose text names the ticker ("Ticker Not Found") -> DataRangeError naming the
+  symbol; any other 404 is EODHD's "no data for the ticker or date range" and yields an empty
+  chunk (``empty=True``) so the chunks after it still run; 429 -> retried with exponential
+  backoff honouring ``Retry-After`` (RateLimitedError when retries run out or the wait is
+  longer than ``max_wait``); 5xx and dropped connections (maintenance windows, 502 around
+  05:30-06:00 GMT) -> retried with back-off growing to ``outage_max_wait`` until
+  ``outage_budget`` seconds of waiting are used, then ProviderResponseError;
   malformed JSON or an error object in a 200 -> ProviderResponseError; an unusable base URL
   -> ProviderError.
 * The API token never appears in a message, a log line or an exception: it travels only as
@@ -57,6 +67,7 @@ from traderunner.errors import (
     ProviderError,
     ProviderPlanError,
     ProviderResponseError,
+    QuotaSpentError,
     RateLimitedError,
 )
 from traderunner.marketdata.providers.eodhd_wire import (
@@ -67,6 +78,7 @@ from traderunner.marketdata.providers.eodhd_wire import (
     SOURCE,
     EodhdRequest,
     FetchedChunk,
+    Parsed,
     _iso,
     _ns,
     check_symbol,
@@ -119,8 +131,10 @@ class EodhdProvider:
     seconds (plus up to 10 % jitter), or ``Retry-After`` when longer, never more than
     ``max_wait``. The limiter is given ``limit_wait`` seconds to grant a request (None: as long
     as it takes), so a spent daily quota fails fast with RateLimitedError instead of blocking
-    for hours. ``sleep`` is what waits between retries (``time.sleep``; injectable so a
-    caller can observe the waits).
+    for hours. Server errors and dropped connections are retried for up to ``outage_budget``
+    seconds of waiting (back-off doubling from ``backoff`` to ``outage_max_wait``), which rides
+    out a maintenance window. ``sleep`` is what waits between retries (``time.sleep``;
+    injectable so a caller can observe the waits).
     """
 
     name = SOURCE
@@ -139,6 +153,9 @@ class EodhdProvider:
         backoff: float = 0.5,
         max_wait: float = 60.0,
         limit_wait: float | None = 120.0,
+        outage_budget: float = 1800.0,
+        outage_max_wait: float = 120.0,
+        daily_quota: str = "day",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         secret = token if isinstance(token, SecretStr) else SecretStr(str(token))
@@ -155,6 +172,9 @@ class EodhdProvider:
         self._backoff = float(backoff)
         self._max_wait = float(max_wait)
         self._limit_wait = limit_wait
+        self._outage_budget = float(outage_budget)
+        self._outage_max_wait = float(outage_max_wait)
+        self._daily_quota = daily_quota
         self._sleep = sleep
         _install_log_mask()
 
@@ -240,14 +260,17 @@ class EodhdProvider:
         cached = self._cache_get(request)
         if cached is not None:
             try:
-                return FetchedChunk(request, parse_response(request, cached, self._scrub), True, 0)
+                return _chunk(request, parse_response(request, cached, self._scrub), True, 0)
             except ProviderResponseError:
                 log.warning("ignoring an unreadable cached response for %s", request.describe())
         body, attempts = self._send(request)
-        candles = parse_response(request, body, self._scrub)
+        if body is None:  # 404: nothing in this range
+            empty = merge_chunks([], request.symbol, check_timeframe(_tf_of(request)))
+            return FetchedChunk(request, empty, False, attempts, empty=True)
+        parsed = parse_response(request, body, self._scrub)
         if request.end_ns + _SETTLE_NS <= _ns(datetime.now(UTC)):
             self._cache_put(request, body)
-        return FetchedChunk(request, candles, False, attempts)
+        return _chunk(request, parsed, False, attempts)
 
     def _cache_get(self, request: EodhdRequest) -> bytes | None:
         if self._cache is None:
@@ -267,11 +290,13 @@ class EodhdProvider:
             log.warning("response cache write failed (%s)", type(exc).__name__)
 
     # ------------------------------------------------------------------------ HTTP
-    def _send(self, request: EodhdRequest) -> tuple[bytes, int]:
+    def _send(self, request: EodhdRequest) -> tuple[bytes | None, int]:
+        """The body of a 200 (None for a 404 "no data in this range") and the attempts made."""
         url = f"{self.base_url}/{request.endpoint}/{quote(request.symbol, safe='.')}"
         params = {**request.params(), "api_token": self._token.get_secret_value()}
         what = request.describe()
         attempt = 0
+        waited = 0.0  # seconds slept for server errors and dropped connections
         while True:
             attempt += 1
             if self._limiter is not None:
@@ -279,19 +304,28 @@ class EodhdProvider:
             try:
                 response = self._client.get(url, params=params)
             except httpx.ConnectError as exc:
+                self._refund(request)
                 raise ProviderError(_connect_message(self.base_url, exc)) from None
             except httpx.TransportError as exc:
+                self._refund(request)
                 problem = f"{type(exc).__name__} ({self._scrub(str(exc)) or 'no detail'})"
-                if attempt > self._max_retries:
+                if waited >= self._outage_budget - 1e-9:
                     raise ProviderResponseError(
-                        f"{what} failed {attempt} times, last with {problem}: EODHD or the "
-                        "network is unwell, retry later"
+                        f"{what} failed {attempt} times over {waited:.0f} s, last with "
+                        f"{problem}: EODHD or the network is unwell, retry later (or raise "
+                        "TRADERUNNER_EODHD_OUTAGE_BUDGET)"
                     ) from None
-                self._wait(what, problem, attempt, None)
+                waited += self._outage_wait(what, problem, attempt, waited)
                 continue
             status = response.status_code
             if status == 200:
                 return response.content, attempt
+            self._refund(request)  # EODHD charges no call for a failed request
+            if status == 402:
+                raise self._spent(request, response.text)
+            if status == 404 and not self._unknown_ticker(response.text):
+                log.info("%s: EODHD has no bars there (HTTP 404)", what)
+                return None, attempt
             if status == 429:
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 if attempt > self._max_retries or (retry_after or 0) > self._max_wait:
@@ -304,14 +338,60 @@ class EodhdProvider:
                 self._wait(what, "HTTP 429", attempt, retry_after)
                 continue
             if status >= 500:
-                if attempt > self._max_retries:
+                if waited >= self._outage_budget - 1e-9:
                     raise ProviderResponseError(
-                        f"{what} failed {attempt} times, last with HTTP {status}: EODHD has a "
-                        "server problem, retry later"
+                        f"{what} failed {attempt} times over {waited:.0f} s, last with HTTP "
+                        f"{status}: EODHD has a server problem or a maintenance window, retry "
+                        "later (or raise TRADERUNNER_EODHD_OUTAGE_BUDGET)"
                     )
-                self._wait(what, f"HTTP {status}", attempt, None)
+                waited += self._outage_wait(what, f"HTTP {status}", attempt, waited)
                 continue
             raise self._client_error(request, status, response.text)
+
+    def _refund(self, request: EodhdRequest) -> None:
+        if self._limiter is not None:
+            self._limiter.refund(request.cost)
+
+    def _spent(self, request: EodhdRequest, text: str) -> QuotaSpentError:
+        """HTTP 402: the day's calls are spent; every process stops until midnight GMT."""
+        now = datetime.now(UTC)
+        reset = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+        if self._limiter is not None and self._daily_quota in {
+            q.name for q in self._limiter.quotas
+        }:
+            self._limiter.mark_spent(self._daily_quota, reset.timestamp())
+        detail = self._scrub(text)
+        said = f" (EODHD said: {detail})" if detail else ""
+        return QuotaSpentError(
+            f"{request.describe()}: the EODHD daily call quota is spent (HTTP 402){said}; it "
+            f"resets at {reset:%Y-%m-%d %H:%M} UTC (midnight GMT): run the same fetch again "
+            "then to go on from here",
+            resets_at=reset.timestamp(),
+        )
+
+    @staticmethod
+    def _unknown_ticker(text: str) -> bool:
+        """A 404 that names the ticker (or an HTML page: a wrong path) is not an empty range."""
+        lowered = " ".join(text.lower().split())
+        return "<html" in lowered or any(
+            words in lowered for words in ("ticker not found", "symbol not found", "unknown")
+        )
+
+    def _outage_wait(self, what: str, problem: str, attempt: int, waited: float) -> float:
+        """Sleep before retrying a server error; the seconds slept (within the budget)."""
+        backoff = self._backoff * 2 ** (attempt - 1) * (1 + 0.1 * random.random())
+        delay = min(self._outage_max_wait, backoff, max(0.0, self._outage_budget - waited))
+        log.warning(
+            "%s answered %s; retry %d in %.2f s (%.0f of %.0f s of outage budget used)",
+            what,
+            problem,
+            attempt,
+            delay,
+            waited,
+            self._outage_budget,
+        )
+        self._sleep(delay)
+        return max(delay, 1e-9)
 
     def _wait(self, what: str, problem: str, attempt: int, retry_after: float | None) -> None:
         backoff = self._backoff * 2 ** (attempt - 1) * (1 + 0.1 * random.random())
@@ -332,10 +412,10 @@ class EodhdProvider:
         lowered = detail.lower()
         if status == 401 or (status == 403 and not any(w in lowered for w in _PLAN_WORDS)):
             return ProviderAuthError(f"{_NO_TOKEN} (HTTP {status} for {request.describe()})")
-        if status in (402, 403):
+        if status == 403:
             return ProviderPlanError(
-                f"{request.describe()}: the EODHD plan does not include this data or its "
-                f"quota is spent (HTTP {status}){said}: upgrade the plan or ask for less"
+                f"{request.describe()}: the EODHD plan does not include this data "
+                f"(HTTP {status}){said}: upgrade the plan or ask for less"
             )
         if 300 <= status < 400:
             return ProviderError(
@@ -363,6 +443,26 @@ class EodhdProvider:
         line = " ".join(str(text).split())
         line = _TOKEN_PARAM.sub(r"\1***", line.replace(token, "***") if token else line)
         return line[:200]
+
+
+def _chunk(request: EodhdRequest, parsed: Parsed, from_cache: bool, attempts: int) -> FetchedChunk:
+    if parsed.skipped:
+        log.info("%s: %d bar(s) with a null price left out", request.describe(), parsed.skipped)
+    return FetchedChunk(
+        request,
+        parsed.candles,
+        from_cache,
+        attempts,
+        parsed.skipped,
+        parsed.warning,
+        adjusted_close=parsed.adjusted_close,
+    )
+
+
+def _tf_of(request: EodhdRequest) -> Timeframe:
+    if request.endpoint == "eod":
+        return Timeframe.D1
+    return next(tf for tf, (name, _) in INTRADAY.items() if name == request.interval)
 
 
 def _check_base_url(base_url: str) -> str:

@@ -31,6 +31,7 @@ INTRADAY: dict[Timeframe, tuple[str, int]] = {
 }
 EOD_INTERVAL = "d"
 _COLUMNS = ("open", "high", "low", "close", "volume")
+_PRICES = ("open", "high", "low", "close")
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-^=&]*(\.[A-Za-z0-9_\-]+)*\.[A-Za-z0-9]+$")
 
 
@@ -91,12 +92,34 @@ class FetchedChunk:
     """What one request brought: its bars (inside the request's range), and how.
 
     ``attempts`` counts the HTTP requests sent for it (retries included; 0 on a cache hit).
+    ``skipped`` counts bars left out because EODHD sent them with a null price (thinly traded
+    symbols); ``warning`` is the free plan's ``warning`` element ("Data is limited by one
+    year"), the data beside it kept; ``empty`` is True when EODHD answered 404 for a range it
+    has no bars in (the ticker exists; see ``EodhdProvider``).
     """
 
     request: EodhdRequest
     candles: CandleArrays
     from_cache: bool
     attempts: int
+    skipped: int = 0
+    warning: str | None = None
+    empty: bool = False
+    adjusted_close: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One response read: its valid bars, how many null-price bars were left out, a warning.
+
+    ``adjusted_close`` (end-of-day responses): EODHD's split- and dividend-adjusted close of
+    each bar, aligned with ``candles`` (NaN where absent); None for intraday.
+    """
+
+    candles: CandleArrays
+    skipped: int = 0
+    warning: str | None = None
+    adjusted_close: np.ndarray | None = None
 
 
 def check_symbol(symbol: str) -> str:
@@ -121,10 +144,14 @@ def check_timeframe(timeframe: Timeframe | str) -> Timeframe:
     return tf
 
 
-def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], str]) -> CandleArrays:
+def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], str]) -> Parsed:
     """Validated bars of one response, inside the request's range, sorted and unique.
 
-    ``scrub`` makes server text safe to show (see ``EodhdProvider._scrub``).
+    A bar with a null (or missing) open, high, low or close is left out and counted (EODHD
+    sends such bars for thinly traded symbols); a null volume is 0. A ``warning`` element
+    (EODHD's free plan appends ``{"warning": "Data is limited by one year ..."}``, or puts the
+    key on a bar) is kept as the warning, never read as a bar. ``scrub`` makes server text
+    safe to show (see ``EodhdProvider._scrub``).
     """
     what = request.describe()
     try:
@@ -135,6 +162,8 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
             f"{what}: EODHD answered something that is not JSON (starting {start!r}): "
             "retry later; if it persists, check TRADERUNNER_EODHD_BASE_URL"
         ) from None
+    if isinstance(rows, dict) and "warning" in rows and len(rows) == 1:
+        rows = [rows]  # a free plan's answer with nothing but its warning
     if isinstance(rows, dict):
         message = rows.get("error") or rows.get("errors") or rows.get("message") or rows
         text = scrub(str(message))
@@ -145,21 +174,30 @@ def parse_response(request: EodhdRequest, body: bytes, scrub: Callable[[str], st
             "changed; report it"
         )
     tf = Timeframe.D1 if request.endpoint == "eod" else _timeframe_of(request.interval)
+    stamp = "date" if request.endpoint == "eod" else "timestamp"
+    warnings = [scrub(str(r["warning"])) for r in rows if r.get("warning")]
+    rows = [r for r in rows if not ("warning" in r and r.get(stamp) is None)]
+    priced = [r for r in rows if all(r.get(n) is not None for n in _PRICES)]
+    skipped = len(rows) - len(priced)
+    rows = priced
     try:
         ts = _timestamps(request, rows)
-        cols = {
-            name: np.array([r.get(name) for r in rows], dtype=np.float64)
-            for name in ("open", "high", "low", "close")
-        }
+        cols = {name: np.array([r.get(name) for r in rows], dtype=np.float64) for name in _PRICES}
         volume = np.array([r.get("volume") or 0 for r in rows], dtype=np.float64)
+        adjusted = np.array(
+            [np.nan if r.get("adjusted_close") is None else r["adjusted_close"] for r in rows],
+            dtype=np.float64,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderResponseError(
             f"{what}: EODHD sent a bar with a missing or non-numeric field ({exc}): report it"
         ) from None
     cols["volume"] = volume
-    candles = _unique_bars(ts, cols, request.symbol, tf, request.start_ns, request.end_ns)
+    idx = _keep_index(ts, request.start_ns, request.end_ns)
+    candles = _bars_at(idx, ts, cols, request.symbol, tf)
     _validate(what, candles)
-    return candles
+    adjusted_close = adjusted[idx] if request.endpoint == "eod" else None
+    return Parsed(candles, skipped, "; ".join(dict.fromkeys(warnings)) or None, adjusted_close)
 
 
 def _timeframe_of(interval: str) -> Timeframe:
@@ -213,6 +251,11 @@ def _unique_bars(
     hi: int | None = None,
 ) -> CandleArrays:
     """Bars sorted by time, the last copy of a repeated timestamp kept, only ``[lo, hi]``."""
+    return _bars_at(_keep_index(ts, lo, hi), ts, cols, symbol, tf)
+
+
+def _keep_index(ts: np.ndarray, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """Positions of the bars to keep, by time: the last copy of a timestamp, in ``[lo, hi]``."""
     order = np.argsort(ts, kind="stable")
     ts_sorted = ts[order]
     keep = np.ones(len(ts_sorted), dtype=np.bool_)
@@ -221,6 +264,11 @@ def _unique_bars(
         keep &= ts_sorted >= lo
     if hi is not None:
         keep &= ts_sorted <= hi
-    idx = order[keep]
+    return order[keep]
+
+
+def _bars_at(
+    idx: np.ndarray, ts: np.ndarray, cols: dict[str, np.ndarray], symbol: str, tf: Timeframe
+) -> CandleArrays:
     o, h, lw, c, v = (np.ascontiguousarray(cols[n][idx]) for n in _COLUMNS)
     return CandleArrays(np.ascontiguousarray(ts[idx]), o, h, lw, c, v, symbol, tf, SOURCE)
