@@ -380,3 +380,44 @@ def test_cancel_a_queued_job_then_retry_it_from_the_list(
     driver.find_element(By.CSS_SELECTOR, f'#job-{waiting.id} [id*=\'"action":"retry"\']').click()
     _wait_state(driver, waiting.id, "succeeded", timeout=90)
     assert client.status(busy.id).state is JobState.SUCCEEDED
+
+
+def test_the_live_page_shows_live_strategies_and_works_the_kill_switch(
+    driver: webdriver.Chrome, world: World
+) -> None:
+    from traderunner.domain.live import LiveStrategy
+    from traderunner.redisdb.connection import connect
+    from traderunner.redisdb.keys import Keys
+    from traderunner.store import Store
+    from traderunner.trader.killswitch import KillSwitch
+
+    with Store.connect(world.settings.resolved_store_url) as store:
+        store.live.add(LiveStrategy("e2e-live", "sma_cross", ("AAA",), "M5", {"fast": 5}))
+        last = store.candles.series("AAA", "M5")
+    assert last is not None
+    log_in(driver, world.url, "ana", PASSWORD)
+    driver.get(f"{world.url}/live")
+    wait_for(driver, "#live-strategies-grid .ag-row")
+    wait_idle(driver)
+    grid = driver.find_element(By.ID, "live-strategies-grid").text
+    assert "e2e-live" in grid and "fast=5" in grid
+    assert f"{last.last:%Y-%m-%d %H:%M}" in grid  # the latest candle, read through the cache
+    assert "OFF" in driver.find_element(By.ID, "live-switch").text.upper()
+    durable = connect(world.settings.redis_url)
+    switch = KillSwitch(durable, Keys(world.settings.redis_prefix))
+    try:
+        driver.find_element(By.ID, "live-halt").click()
+        WebDriverWait(driver, 15).until(
+            lambda d: "HALTED" in d.find_element(By.ID, "live-switch").text.upper()
+        )
+        state = switch.state()
+        assert state is not None and state["by"] == "ana"
+        screenshot(driver, "live")
+        driver.find_element(By.ID, "live-resume").click()
+        WebDriverWait(driver, 15).until(
+            lambda d: "OFF" in d.find_element(By.ID, "live-switch").text.upper()
+        )
+        assert switch.state() is None
+    finally:
+        switch.resume()
+        durable.close()
