@@ -421,3 +421,27 @@ def test_the_live_page_shows_live_strategies_and_works_the_kill_switch(
     finally:
         switch.resume()
         durable.close()
+
+
+def test_a_backtest_that_fetches_its_data_first(
+    driver: webdriver.Chrome, world: World, client: JobClient
+) -> None:
+    from traderunner.domain.timeframe import Timeframe
+    from traderunner.store import Store
+
+    log_in(driver, world.url, "ana", PASSWORD)
+    driver.get(f"{world.url}/backtests")
+    wait_for(driver, "#bt-submit")
+    wait_idle(driver)
+    driver.find_element(By.CSS_SELECTOR, "#bt-fetch input[value='synthetic']").click()
+    _type(driver.find_element(By.ID, "bt-fetch-symbols"), "NEWSYM")
+    _type(driver.find_element(By.ID, "bt-start"), "2025-06-02")
+    _type(driver.find_element(By.ID, "bt-end"), "2025-06-06")
+    driver.find_element(By.ID, "bt-submit").click()
+    job_id = _queued_id(driver, "bt")
+    spec = client.status(job_id).spec
+    assert spec["fetch"] == "synthetic" and "NEWSYM" in spec["symbols"]
+    _wait_state(driver, job_id, "succeeded")
+    with Store.connect(world.settings.resolved_store_url) as store:
+        fetched = store.candles.series("NEWSYM", Timeframe.M5)
+    assert fetched is not None and fetched.count > 0
