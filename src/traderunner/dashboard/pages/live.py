@@ -1,7 +1,8 @@
 """Live: the stream service and the paper trader, as their read models show them.
 
-Refreshed every ``REFRESH_S`` while the page is open: the kill switch (``trader/killswitch.py``,
-one key in the durable Redis; *Halt* by any user, *Resume* by an admin), the paper accounts
+Refreshed every ``REFRESH_S`` while the page is open: the kill switch (the key of
+``trader/killswitch.py`` in the durable Redis, through ``readmodels/live.py``; *Halt* by any
+user, *Resume* by an admin), the paper accounts
 (equity, cash, realized and unrealized PnL, the day's start), the positions (the trader's
 snapshot in the cache, else the store), the live strategies (``store.live``) with the latest
 candle of each of their series from the market cache, the signal feed (the newest entries of
@@ -41,10 +42,10 @@ def _money(value: float | None) -> str:
 
 
 def _switch(ctx: DashboardContext) -> Any:
-    from traderunner.trader.killswitch import KillSwitch
+    from traderunner.dashboard.readmodels.live import switch_state
 
     try:
-        state = KillSwitch(ctx.redis.durable, ctx.redis.keys).state()
+        state = switch_state(ctx.redis.durable, ctx.redis.keys)
     except Exception as exc:
         return ui.kpi("Kill switch", "unknown", str(exc)[:80], tone="warn", id="live-switch")
     if state is None:
@@ -310,16 +311,16 @@ def register(app: Dash, ctx: DashboardContext) -> None:
     def switch(halt: int | None, resume: int | None, _: Any) -> Any:
         from dash import ctx as callback_ctx
 
-        from traderunner.trader.killswitch import KillSwitch
+        from traderunner.dashboard.readmodels import live as switch
 
-        switch = KillSwitch(ctx.redis.durable, ctx.redis.keys)
+        durable, keys = ctx.redis.durable, ctx.redis.keys
         if callback_ctx.triggered_id == "live-halt" and halt:
-            done = switch.halt(current_user(), "halted from the dashboard")
+            done = switch.halt(durable, keys, current_user(), "halted from the dashboard")
             return f"halted by {current_user()}" if done else "already halted"
         if callback_ctx.triggered_id == "live-resume" and resume:
             if not current_is_admin():
                 return html.Span("only an admin may resume trading", className="bad")
-            return "resumed" if switch.resume() else "was not halted"
+            return "resumed" if switch.resume(durable, keys) else "was not halted"
         return no_update
 
 
