@@ -386,6 +386,8 @@ def test_cancel_a_queued_job_then_retry_it_from_the_list(
 def test_the_live_page_shows_live_strategies_and_works_the_kill_switch(
     driver: webdriver.Chrome, world: World
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     from traderunner.domain.live import LiveStrategy
     from traderunner.redisdb.connection import connect
     from traderunner.redisdb.keys import Keys
@@ -408,14 +410,14 @@ def test_the_live_page_shows_live_strategies_and_works_the_kill_switch(
     switch = KillSwitch(durable, Keys(world.settings.redis_prefix))
     try:
         driver.find_element(By.ID, "live-halt").click()
-        WebDriverWait(driver, 15).until(
+        WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: "HALTED" in d.find_element(By.ID, "live-switch").text.upper()
         )
         state = switch.state()
         assert state is not None and state["by"] == "ana"
         screenshot(driver, "live")
         driver.find_element(By.ID, "live-resume").click()
-        WebDriverWait(driver, 15).until(
+        WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: "OFF" in d.find_element(By.ID, "live-switch").text.upper()
         )
         assert switch.state() is None
