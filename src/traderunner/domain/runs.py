@@ -15,6 +15,21 @@ from typing import Any, Generic, TypeVar
 
 from traderunner.errors import PermissionDeniedError
 
+#: The columns of a run's trade list, in order (the engine writes them, reports read them).
+TRADE_COLUMNS = (
+    "symbol",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "size",
+    "pnl",
+    "fees",
+    "return",
+    "bars",
+    "exit_reason",
+)
+
 
 class RunKind(StrEnum):
     BACKTEST = "backtest"

@@ -26,25 +26,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from traderunner.domain.jsonsafe import json_safe
+from traderunner.domain.runs import TRADE_COLUMNS
 from traderunner.engine.kernel import END, EXIT_REASONS, KernelRun
 from traderunner.engine.options import BacktestOptions
 
 #: Version of :meth:`BacktestResult.to_dict`'s shape (see the module docstring).
 SCHEMA_VERSION = 2
 
-TRADE_COLUMNS = (
-    "symbol",
-    "entry_time",
-    "exit_time",
-    "entry_price",
-    "exit_price",
-    "size",
-    "pnl",
-    "fees",
-    "return",
-    "bars",
-    "exit_reason",
-)
 
 FILL_COLUMNS = ("symbol", "time", "side", "size", "price", "fee", "reason")
 

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from traderunner.domain.runs import TRADE_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -20,20 +22,6 @@ if TYPE_CHECKING:
 MAX_REPORT_TRADES = 5000
 #: Sweep metrics shown beside the parameters in tables.
 SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "profit_factor")
-#: Columns of a trade list (engine/result.py's TRADE_COLUMNS, for a run without trades).
-TRADE_COLUMNS = (
-    "symbol",
-    "entry_time",
-    "exit_time",
-    "entry_price",
-    "exit_price",
-    "size",
-    "pnl",
-    "fees",
-    "return",
-    "bars",
-    "exit_reason",
-)
 
 
 def trades_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
