@@ -157,7 +157,10 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, bool]:
     import pyarrow.parquet as pq
 
     try:
-        frame = pq.read_table(path).to_pandas()
+        # Without Arrow's thread pools (see store.tables.decode: pool threads alive at exit
+        # can abort the process after its work is done).
+        table = pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
+        frame = table.to_pandas(use_threads=False)
     except Exception as exc:  # pyarrow raises many types (ArrowInvalid, OSError, ...)
         raise DataFileError(
             f"{path}: cannot be read as Parquet ({_one_line(exc)}); write it with "

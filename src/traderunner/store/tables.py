@@ -35,7 +35,7 @@ def to_arrow(data: pd.DataFrame | Sequence[Mapping[str, Any]] | pa.Table) -> pa.
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pd.DataFrame):
-        return pa.Table.from_pandas(data, preserve_index=False)
+        return pa.Table.from_pandas(data, preserve_index=False, nthreads=1)
     return pa.Table.from_pylist([dict(row) for row in data])
 
 
@@ -69,14 +69,20 @@ def encode(data: pd.DataFrame | Sequence[Mapping[str, Any]] | pa.Table) -> tuple
 
 def decode(data: bytes) -> pa.Table:
     """The table :func:`encode` wrote."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(bytes(data)))
+    # No Arrow thread pools: a run's tables are small, and a process whose pool threads are
+    # still alive at exit can abort in Arrow's C++ teardown ("terminate called without an
+    # active exception", SIGABRT after the command's work was done; apache/arrow#34314). Seen
+    # here in `backtest --submit --json`. pq.read_table starts an I/O pool thread even with
+    # use_threads=False; ParquetFile on a buffer does not.
+    return pq.ParquetFile(pa.BufferReader(bytes(data)), pre_buffer=False).read(use_threads=False)
 
 
 def decode_frame(data: bytes) -> pd.DataFrame:
     """The table as a DataFrame (times as UTC datetimes, categoricals as written)."""
-    return decode(data).to_pandas()
+    return decode(data).to_pandas(use_threads=False)
 
 
 def decode_records(data: bytes) -> list[dict[str, Any]]:
