@@ -312,7 +312,7 @@ def trader_halt(
     ),
 ) -> None:
     """Set the kill switch: no order that opens or enlarges a position until 'resume'."""
-    from traderunner.trader import KillSwitch
+    from traderunner.trader.killswitch import KillSwitch
 
     settings = common.get_state(ctx).settings
     clients = _clients(settings, "traderunner-halt")
@@ -329,7 +329,7 @@ def trader_halt(
 @trader_app.command("resume")
 def trader_resume(ctx: typer.Context) -> None:
     """Release the kill switch."""
-    from traderunner.trader import KillSwitch
+    from traderunner.trader.killswitch import KillSwitch
 
     settings = common.get_state(ctx).settings
     clients = _clients(settings, "traderunner-resume")
