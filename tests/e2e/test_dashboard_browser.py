@@ -16,7 +16,7 @@ from tests.e2e.conftest import GAP_BARS, GAPPY, PASSWORD, SYMBOLS, USER_LIMIT, W
 from traderunner.redisdb.connection import connect
 
 PAGES = ("backtests", "runs", "compare", "sweeps", "data", "live", "system")
-NOT_BUILT = ("live",)
+NOT_BUILT: tuple[str, ...] = ()
 
 
 def _text(driver: webdriver.Chrome, css: str) -> str:

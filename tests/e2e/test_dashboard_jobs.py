@@ -81,7 +81,8 @@ def test_submit_a_backtest_and_watch_it_finish(
     driver.find_element(By.ID, "bt-submit").click()
     job_id = _queued_id(driver, "bt")
     record = client.status(job_id)
-    assert record.owner == "ana" and record.spec["params"] == {"fast": 5, "slow": 20}
+    assert record.owner == "ana"
+    assert {k: record.spec["params"][k] for k in ("fast", "slow")} == {"fast": 5, "slow": 20}
     assert record.spec["options"]["fees_bps"] == 1.0
     wait_for(driver, f"#job-{job_id}")
     _wait_state(driver, job_id, "succeeded")
@@ -357,3 +358,93 @@ def test_a_job_opened_before_it_ends_turns_into_its_result(
     screenshot(driver, "run-pending")
     wait_for(driver, "#run-equity .main-svg", timeout=60)
     assert client.status(job.id).state is JobState.SUCCEEDED
+
+
+def test_cancel_a_queued_job_then_retry_it_from_the_list(
+    driver: webdriver.Chrome, world: World, client: JobClient
+) -> None:
+    from traderunner.jobs.spec import BacktestSpec
+
+    log_in(driver, world.url, "ana", PASSWORD)
+    # The one worker process holds the first job, so the second waits in the queue.
+    busy = client.submit(
+        BacktestSpec("counting", ("AAA",), "M5", params={"hold_ms": 4000}), owner="ana"
+    )
+    waiting = client.submit(BacktestSpec("sma_cross", ("AAA",), "M5"), owner="ana")
+    driver.get(f"{world.url}/backtests")
+    wait_for(driver, f"#job-{waiting.id}.state-queued")
+    driver.find_element(By.CSS_SELECTOR, f'#job-{waiting.id} [id*=\'"action":"cancel"\']').click()
+    _wait_state(driver, waiting.id, "cancelled", timeout=20)
+    assert "is cancelled" in driver.find_element(By.ID, "bt-jobs-message").text
+    assert client.status(waiting.id).state is JobState.CANCELLED
+    screenshot(driver, "backtests-cancelled")
+    driver.find_element(By.CSS_SELECTOR, f'#job-{waiting.id} [id*=\'"action":"retry"\']').click()
+    _wait_state(driver, waiting.id, "succeeded", timeout=90)
+    assert client.status(busy.id).state is JobState.SUCCEEDED
+
+
+def test_the_live_page_shows_live_strategies_and_works_the_kill_switch(
+    driver: webdriver.Chrome, world: World
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    from traderunner.domain.live import LiveStrategy
+    from traderunner.redisdb.connection import connect
+    from traderunner.redisdb.keys import Keys
+    from traderunner.store import Store
+    from traderunner.trader.killswitch import KillSwitch
+
+    with Store.connect(world.settings.resolved_store_url) as store:
+        store.live.add(LiveStrategy("e2e-live", "sma_cross", ("AAA",), "M5", {"fast": 5}))
+        last = store.candles.series("AAA", "M5")
+    assert last is not None
+    log_in(driver, world.url, "ana", PASSWORD)
+    driver.get(f"{world.url}/live")
+    wait_for(driver, "#live-strategies-grid .ag-row")
+    wait_idle(driver)
+    grid = driver.find_element(By.ID, "live-strategies-grid").text
+    assert "e2e-live" in grid and "fast=5" in grid
+    assert f"{last.last:%Y-%m-%d %H:%M}" in grid  # the latest candle, read through the cache
+    assert "OFF" in driver.find_element(By.ID, "live-switch").text.upper()
+    durable = connect(world.settings.redis_url)
+    switch = KillSwitch(durable, Keys(world.settings.redis_prefix))
+    try:
+        driver.find_element(By.ID, "live-halt").click()
+        WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: "HALTED" in d.find_element(By.ID, "live-switch").text.upper()
+        )
+        state = switch.state()
+        assert state is not None and state["by"] == "ana"
+        screenshot(driver, "live")
+        driver.find_element(By.ID, "live-resume").click()
+        WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: "OFF" in d.find_element(By.ID, "live-switch").text.upper()
+        )
+        assert switch.state() is None
+    finally:
+        switch.resume()
+        durable.close()
+
+
+def test_a_backtest_that_fetches_its_data_first(
+    driver: webdriver.Chrome, world: World, client: JobClient
+) -> None:
+    from traderunner.domain.timeframe import Timeframe
+    from traderunner.store import Store
+
+    log_in(driver, world.url, "ana", PASSWORD)
+    driver.get(f"{world.url}/backtests")
+    wait_for(driver, "#bt-submit")
+    wait_idle(driver)
+    driver.find_element(By.CSS_SELECTOR, "#bt-fetch input[value='synthetic']").click()
+    _type(driver.find_element(By.ID, "bt-fetch-symbols"), "NEWSYM")
+    _type(driver.find_element(By.ID, "bt-start"), "2025-06-02")
+    _type(driver.find_element(By.ID, "bt-end"), "2025-06-06")
+    driver.find_element(By.ID, "bt-submit").click()
+    job_id = _queued_id(driver, "bt")
+    spec = client.status(job_id).spec
+    assert spec["fetch"] == "synthetic" and "NEWSYM" in spec["symbols"]
+    _wait_state(driver, job_id, "succeeded")
+    with Store.connect(world.settings.resolved_store_url) as store:
+        fetched = store.candles.series("NEWSYM", Timeframe.M5)
+    assert fetched is not None and fetched.count > 0

@@ -38,6 +38,18 @@ class DashboardContext:
     _celery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _workers: Any = field(default=None, repr=False)
     _jobs: Any = field(default=None, repr=False)
+    _market: Any = field(default=None, repr=False)
+
+    def market(self) -> Any:
+        """The market cache (latest candles, Live page) on the cache Redis, built on first use."""
+        with self._celery_lock:
+            if self._market is None:
+                from traderunner.cache.market import MarketCache
+
+                self._market = MarketCache(
+                    self.redis.cache, self.redis.keys, self.store, local=False
+                )
+            return self._market
 
     def jobs(self) -> JobClient:
         """The one job client of this process (submit, list, cancel, retry), built on first use.
@@ -92,6 +104,9 @@ class DashboardContext:
         if self._jobs is not None:
             with contextlib.suppress(Exception):
                 self._jobs.close()
+        if self._market is not None:
+            with contextlib.suppress(Exception):
+                self._market.close()
         if self._workers is not None:
             self._workers.close()
         if self._celery is not None:

@@ -255,6 +255,43 @@ def job_form(prefix: str, choices: StoreChoices, *, grid: bool, submit_label: st
             ],
             className="form-grid",
         ),
+        html.Div(
+            [
+                html.Div(
+                    [
+                        html.Label("Fetch missing bars first", className="field-label"),
+                        dcc.RadioItems(
+                            id=f"{prefix}-fetch",
+                            options=[
+                                {"label": "no", "value": ""},
+                                {"label": "EODHD", "value": "eodhd"},
+                                {"label": "synthetic", "value": "synthetic"},
+                            ],
+                            value="",
+                            className=radio,
+                            inline=True,
+                        ),
+                        html.Div(
+                            "the worker fetches what the store lacks first (the job's progress "
+                            "shows it); needs a start date",
+                            className="field-hint",
+                        ),
+                    ],
+                    className="field",
+                ),
+                html.Div(
+                    [
+                        html.Label("Symbols to fetch", className="field-label"),
+                        _input(f"{prefix}-fetch-symbols", placeholder="e.g. AAPL.US, MSFT.US"),
+                        html.Div(
+                            "added to the symbols above when fetching", className="field-hint"
+                        ),
+                    ],
+                    className="field",
+                ),
+            ],
+            className="form-grid",
+        ),
         html.H3("Parameters: values to sweep" if grid else "Parameters", className="form-section"),
         html.Div(
             param_fields(prefix, first, grid=grid),

@@ -34,7 +34,7 @@ class Page:
 
 
 def all_pages() -> tuple[Page, ...]:
-    from traderunner.dashboard.pages import backtests, coming, compare, data, runs, sweeps, system
+    from traderunner.dashboard.pages import backtests, compare, data, live, runs, sweeps, system
 
     return (
         backtests.PAGE,
@@ -42,6 +42,6 @@ def all_pages() -> tuple[Page, ...]:
         compare.PAGE,
         sweeps.PAGE,
         data.PAGE,
-        coming.LIVE,
+        live.PAGE,
         system.PAGE,
     )

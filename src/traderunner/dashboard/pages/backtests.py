@@ -114,6 +114,8 @@ def form_states(prefix: str) -> list[State]:
         State(f"{prefix}-name", "value"),
         State(f"{prefix}-queue", "value"),
         State(f"{prefix}-level", "value"),
+        State(f"{prefix}-fetch", "value"),
+        State(f"{prefix}-fetch-symbols", "value"),
     ]
 
 
@@ -137,7 +139,10 @@ def submit_form(
     raw_options = dict(
         zip(forms.OPTION_NAMES, values[9 : 9 + len(forms.OPTION_NAMES)], strict=True)
     )
-    name, queue, level = values[9 + len(forms.OPTION_NAMES) :]
+    name, queue, level, fetch, fetch_symbols = values[9 + len(forms.OPTION_NAMES) :]
+    if fetch:
+        typed = [t.strip() for t in str(fetch_symbols or "").replace(" ", ",").split(",")]
+        symbols = list(dict.fromkeys([*(symbols or []), *(t for t in typed if t)]))
     names = [str(i["name"]) for i in param_ids]
     raw_params = dict(zip(names, param_values, strict=True))
     errors, parsed = check_fields(
@@ -164,6 +169,8 @@ def submit_form(
             "options": options,
             "name": (name or "").strip(),
         }
+        if fetch:
+            spec["fetch"] = fetch
         if grid:
             spec["grid"] = parsed["grid"]
         else:
@@ -179,6 +186,8 @@ def submit_form(
             where = forms.field_of(message, names)
             if where is not None:
                 errors[f"{'grid' if grid else 'param'}:{where}"] = message
+            elif message.startswith("fetch needs the first day"):
+                errors["period"] = message
             elif "candles for" in message or "has data from" in message:
                 errors["period" if "has data from" in message else "symbols"] = message
             else:
