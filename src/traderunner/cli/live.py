@@ -77,7 +77,7 @@ def live_add(
     """Add a live strategy (checked like a backtest job; nothing written when refused)."""
     from traderunner.domain.live import LiveStrategy
     from traderunner.domain.timeframe import Timeframe
-    from traderunner.jobs.spec import BacktestSpec, validate
+    from traderunner.jobs.spec import add_live
 
     state = common.get_state(ctx)
     check_name(name)
@@ -102,10 +102,9 @@ def live_add(
     if not chosen:
         raise UserInputError("no symbols given: name at least one, e.g. --symbols AAPL")
     tf = Timeframe.parse(timeframe).value
-    spec = BacktestSpec(cls.name, tuple(chosen), tf, params=params.to_dict(), options=options)
     with common.open_store(state.settings) as store:
-        validate(spec, store)
-        added = store.live.add(
+        added = add_live(
+            store,
             LiveStrategy(
                 name=name,
                 strategy=cls.name,
@@ -114,7 +113,7 @@ def live_add(
                 params=params.to_dict(),
                 options=options,
                 account=account,
-            )
+            ),
         )
     if added is None:
         raise UserInputError(

@@ -69,6 +69,24 @@ def stream(
             "real-time trades into bars).",
         ),
     ] = "poll",
+    max_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--max-wait",
+            min=0,
+            help="With --replay and --speed: wait at most this many seconds between two "
+            "candles (nights and weekends).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="With --replay: after the last candle keep running, idle, until SIGTERM or "
+            "Ctrl-C (a supervised demo, as 'traderunner up' runs it).",
+        ),
+    ] = False,
 ) -> None:
     """Run the stream service: feed → store → cache → bus, live strategies → signals."""
     import asyncio
@@ -87,6 +105,10 @@ def stream(
         raise UserInputError(f"--feed must be poll or ws, not {feed_kind!r}")
     if not replay and (start is not None or end is not None):
         raise UserInputError("--from and --to are for --replay: a live feed starts now")
+    if max_wait is not None and not replay:
+        raise UserInputError("--max-wait is for --replay: a live feed waits for the market")
+    if keep_running and not replay:
+        raise UserInputError("--keep-running is for --replay: a live feed runs until stopped")
     period = Period.parse(start, end)
     with common.open_store(settings) as store:
         lives = store.live.list()
@@ -116,7 +138,13 @@ def stream(
         feed: Any
         if replay:
             feed = ReplayFeed.from_store(
-                store, chosen, tf, start_ns=period.start_ns, end_ns=period.end_ns, speed=speed
+                store,
+                chosen,
+                tf,
+                start_ns=period.start_ns,
+                end_ns=period.end_ns,
+                speed=speed,
+                max_sleep=max_wait,
             )
         elif feed_kind == "ws":
             if not settings.eodhd_token.get_secret_value().strip():
@@ -150,9 +178,22 @@ def stream(
 
         async def main() -> int:
             loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+            closing: list[asyncio.Future[Any]] = []  # kept, so the task is not collected
+
+            def on_signal() -> None:
+                stopping.set()
+                closing.append(asyncio.ensure_future(feed.aclose()))
+
             for sig in (os_signal.SIGTERM, os_signal.SIGINT):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(feed.aclose()))
-            return await service.consume(feed)
+                loop.add_signal_handler(sig, on_signal)
+            handled = await service.consume(feed)
+            if keep_running and not stopping.is_set():
+                # The replay is over, which is not a failure: a supervisor sees the service
+                # running (idle) rather than a child that exited.
+                err.print(f"stream: replay done ({handled} bars); idle until stopped", markup=False)
+                await stopping.wait()
+            return handled
 
         try:
             done = asyncio.run(main())
@@ -271,7 +312,7 @@ def trader_halt(
     ),
 ) -> None:
     """Set the kill switch: no order that opens or enlarges a position until 'resume'."""
-    from traderunner.trader import KillSwitch
+    from traderunner.trader.killswitch import KillSwitch
 
     settings = common.get_state(ctx).settings
     clients = _clients(settings, "traderunner-halt")
@@ -288,7 +329,7 @@ def trader_halt(
 @trader_app.command("resume")
 def trader_resume(ctx: typer.Context) -> None:
     """Release the kill switch."""
-    from traderunner.trader import KillSwitch
+    from traderunner.trader.killswitch import KillSwitch
 
     settings = common.get_state(ctx).settings
     clients = _clients(settings, "traderunner-resume")

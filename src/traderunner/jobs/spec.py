@@ -21,6 +21,7 @@ from typing import Any
 
 from traderunner.domain.adjust import parse_adjust
 from traderunner.domain.jobs import JobKind
+from traderunner.domain.live import LiveStrategy
 from traderunner.domain.period import Period
 from traderunner.domain.timeframe import Timeframe
 from traderunner.engine.options import BacktestOptions
@@ -288,3 +289,22 @@ def auto_chunk_size(n_combos: int, bars: int) -> int:
     by_work = max(1, CHUNK_BAR_EVALUATIONS // max(bars, 1))
     by_spread = max(1, math.ceil(n_combos / MIN_CHUNKS))
     return max(1, min(by_work, by_spread))
+
+
+def add_live(store: Store, live: LiveStrategy) -> LiveStrategy | None:
+    """Check ``live`` as a backtest job's spec is checked (strategy, params, options,
+    timeframe, every symbol with candles in the store) and add it; None when a live strategy
+    of that name exists already. Nothing is written when a check fails.
+
+    The one way a live strategy is added: ``traderunner live add`` and ``up``'s demo set-up
+    both come here.
+    """
+    spec = BacktestSpec(
+        live.strategy,
+        tuple(live.symbols),
+        live.timeframe,
+        params=dict(live.params),
+        options=dict(live.options),
+    )
+    validate(spec, store)
+    return store.live.add(live)

@@ -2,7 +2,7 @@
 
 Adding a process to ``up`` is one entry in :func:`default_children`: its command, how to tell it
 is healthy, the URL to print and how it is stopped. Commands that the installed CLI does not
-have (``stream`` and ``trader`` before they land) are left out, and said so.
+have are left out, and said so.
 """
 
 from __future__ import annotations
@@ -118,12 +118,28 @@ def default_children(
         ),
         Child(
             name="stream",
-            argv=_cli("stream", "--replay", "--speed", f"{options.replay_speed:g}"),
+            # The replay resumes after the last bar handled (the stream's cursor) and, once
+            # done, keeps running idle: a finished replay is not a crash to restart.
+            argv=_cli(
+                "stream",
+                "--replay",
+                "--speed",
+                f"{options.replay_speed:g}",
+                "--max-wait",
+                "10",  # nights and weekends: 10 s, not hours
+                "--keep-running",
+            ),
             probe=Probe("running"),
             priority=60,
-            note=f"replaying the demo candles at {options.replay_speed:g}x",
+            note=f"replaying the live strategies' stored candles at {options.replay_speed:g}x",
         ),
-        Child(name="trader", argv=_cli("trader"), probe=Probe("running"), priority=60),
+        Child(
+            name="trader",
+            argv=_cli("trader"),
+            probe=Probe("running"),
+            priority=55,  # stopped after the stream (supervisord stops highest number first)
+            note="paper trading the live strategies' signals",
+        ),
         Child(
             name="dashboard",
             argv=_cli("dashboard", "--port", str(options.dashboard_port)),

@@ -1,8 +1,13 @@
-"""What the first ``up`` of a data directory sets up: demo candles and an admin user.
+"""What the first ``up`` of a data directory sets up: demo candles, demo live strategies and
+an admin user.
 
-Both only when missing, so a second ``up`` changes nothing: a store with candles keeps them,
-a store with users gets no new one. The admin's random password is shown once (by the caller)
-and kept in ``{data_dir}/admin.password`` (0600) for the user to read again.
+Each only when missing, so a second ``up`` changes nothing: a store with candles keeps them,
+a store with users gets no new one, and the demo live strategies (``demo-sma_cross`` and
+``demo-rsi_reversion`` on the demo symbols, M5, paper account ``demo``) are added once per
+data directory (``{data_dir}/demo-live.added`` remembers it, so one removed with
+``traderunner live remove`` stays removed), through the same checks ``live add`` makes.
+The admin's random password is shown once (by the caller) and kept in
+``{data_dir}/admin.password`` (0600) for the user to read again.
 
 ``up`` runs it in a short-lived child process (:func:`first_run_in_child`): the store, pandas
 and argon2 it needs would otherwise stay in ``up``'s memory for as long as it runs.
@@ -18,11 +23,20 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from traderunner.config import Settings
 
+if TYPE_CHECKING:
+    from traderunner.store import Store
+
 ADMIN = "admin"
 ADMIN_PASSWORD_FILE = "admin.password"
+DEMO_LIVE_MARKER = "demo-live.added"
+#: (live strategy name, strategy): what the stream runs and the trader trades on a first ``up``.
+DEMO_LIVE = (("demo-sma_cross", "sma_cross"), ("demo-rsi_reversion", "rsi_reversion"))
+DEMO_ACCOUNT = "demo"
+DEMO_TIMEFRAME = "M5"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +48,7 @@ class FirstRun:
     admin_password: str | None
     password_file: Path
     users: int
+    demo_live: tuple[str, ...] = ()
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -60,6 +75,7 @@ def first_run(settings: Settings, *, demo: bool = True) -> FirstRun:
         if demo and not store.candles.list_series():
             infos = load_demo(store, list(DEMO_SYMBOLS))
             loaded = tuple(f"{i.symbol} {i.timeframe}" for i in infos)
+        demo_live = _add_demo_live(store, settings.data_dir / DEMO_LIVE_MARKER) if demo else ()
         password = None
         users = store.users.list()
         if not users:
@@ -69,9 +85,42 @@ def first_run(settings: Settings, *, demo: bool = True) -> FirstRun:
             write_secret(password_file, f"{ADMIN}:{password}\n")
             Accounts(store).add(ADMIN, password, admin=True)
             users = store.users.list()
-        return FirstRun(loaded, password, password_file, len(users))
+        return FirstRun(loaded, password, password_file, len(users), demo_live)
     finally:
         store.close()
+
+
+def _add_demo_live(store: Store, marker: Path) -> tuple[str, ...]:
+    """Add the demo live strategies once (``marker``), on the demo symbols the store holds."""
+    from traderunner.domain.live import LiveStrategy
+    from traderunner.jobs.spec import add_live
+    from traderunner.marketdata import DEMO_SYMBOLS
+    from traderunner.strategies import get_strategy
+
+    if marker.exists():
+        return ()
+    held = {
+        (s.symbol, str(getattr(s.timeframe, "value", s.timeframe)))
+        for s in store.candles.list_series()
+    }
+    symbols = tuple(s for s in DEMO_SYMBOLS if (s, DEMO_TIMEFRAME) in held)
+    added: list[str] = []
+    if symbols:  # a store of the user's own data without the demo's: nothing to add
+        for name, strategy in DEMO_LIVE:
+            cls = get_strategy(strategy)
+            live = LiveStrategy(
+                name=name,
+                strategy=cls.name,
+                symbols=symbols,
+                timeframe=DEMO_TIMEFRAME,
+                params=cls.make_params({}).to_dict(),
+                account=DEMO_ACCOUNT,
+            )
+            if add_live(store, live) is not None:
+                added.append(name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("the demo live strategies were added here once; up adds them no more\n")
+    return tuple(added)
 
 
 def first_run_in_child(env: Mapping[str, str]) -> FirstRun:
@@ -94,6 +143,7 @@ def first_run_in_child(env: Mapping[str, str]) -> FirstRun:
         data["admin_password"],
         Path(data["password_file"]),
         int(data["users"]),
+        tuple(data["demo_live"]),
     )
 
 
@@ -108,6 +158,7 @@ if __name__ == "__main__":  # pragma: no cover - run by first_run_in_child
                 "admin_password": done.admin_password,
                 "password_file": str(done.password_file),
                 "users": done.users,
+                "demo_live": list(done.demo_live),
             }
         )
     )

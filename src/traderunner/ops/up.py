@@ -2,7 +2,8 @@
 
 1. Refuse when another ``up`` of this data directory runs; stop embedded Redis servers that run
    unsupervised (``traderunner redis start``) so the supervisor owns them (their data stays).
-2. First run: migrate the store, load the demo candles, create the admin (``firstrun.py``).
+2. First run: migrate the store, load the demo candles, add the demo live strategies, create
+   the admin (``firstrun.py``).
 3. Start supervisord with the Redis servers; once both answer PING start the rest; wait until
    each child is healthy (its probe), then print the URLs and the login.
 4. Watch: a child that exits is reported with its log's last lines. supervisord restarts it
@@ -266,6 +267,11 @@ def _print_ready(
     assert isinstance(done, FirstRun)
     if done.demo_loaded:
         report(f"loaded SYNTHETIC demo candles: {', '.join(done.demo_loaded)}")
+    if done.demo_live:
+        report(
+            f"added demo live strategies (paper account demo): {', '.join(done.demo_live)}; "
+            "'traderunner live list' shows them, 'traderunner orders' what they traded"
+        )
     for child in children:
         if child.url:
             report(f"{child.name:<14} {child.url}")

@@ -84,6 +84,8 @@ def test_bad_name_refused(env: dict[str, str]) -> None:
         (["stream", "--feed", "ws"], "no EODHD API token"),
         (["stream", "--feed", "carrier-pigeon"], "--feed must be poll or ws"),
         (["stream", "--from", "2025-01-01"], "--from and --to are for --replay"),
+        (["stream", "--keep-running"], "--keep-running is for --replay"),
+        (["stream", "--max-wait", "5"], "--max-wait is for --replay"),
     ],
 )
 def test_stream_refuses_what_it_cannot_run(env: dict[str, str], args: list[str], says: str) -> None:

@@ -1,13 +1,17 @@
-"""``traderunner up`` as a user runs it: a real process tree of Redis, worker, dashboard and
-Flower under supervisord, killed children restarted, SIGTERM stopping everything, a second
-``up`` finding the first one's data, and a child that keeps dying given up on."""
+"""``traderunner up`` as a user runs it: a real process tree of Redis, worker, stream, trader,
+dashboard and Flower under supervisord, the demo live strategies trading, killed children
+restarted, SIGTERM stopping everything, a second ``up`` finding the first one's data (and
+adding no demo strategy twice), and a child that keeps dying given up on."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,11 +20,40 @@ import pytest
 
 from tests.ophelpers import UpProcess, alive, descendants
 from traderunner.config import load_settings
+from traderunner.ops.supervisor import Supervisor
 from traderunner.store import Store
 
 pytestmark = pytest.mark.slow
 
 READY = "Ctrl-C stops everything"
+DEMO_LIVE = {"demo-sma_cross", "demo-rsi_reversion"}
+
+
+def _states(data_dir: Path) -> dict[str, str]:
+    """What up's supervisord says of each child (its XML-RPC socket)."""
+    return {n: s.state for n, s in Supervisor(data_dir / "up", []).states().items()}
+
+
+def _demo_orders(up: UpProcess, timeout: float = 120.0) -> list[dict[str, object]]:
+    """``traderunner orders --json`` until it lists orders of the demo live strategies."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            [sys.executable, "-m", "traderunner", "orders", "--json"],
+            env=up.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        last = proc.stdout + proc.stderr
+        if proc.returncode == 0:
+            orders = [o for o in json.loads(proc.stdout)["orders"] if o["live"] in DEMO_LIVE]
+            if orders:
+                return orders
+        time.sleep(1.0)
+    raise AssertionError(f"no orders of the demo live strategies within {timeout:.0f}s: {last}")
 
 
 def _pid_of(up: UpProcess, needle: str) -> int:
@@ -41,12 +74,23 @@ def _wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
 
 
 def test_up_supervises_restarts_and_stops_everything(tmp_path: Path) -> None:
-    up = UpProcess.create(tmp_path / "data").start()
+    # A fast replay, so the demo strategies trade within seconds (the default is 60x).
+    up = UpProcess.create(tmp_path / "data", "--replay-speed", "100000").start()
     try:
         out = up.wait_for(READY)
-        for name in ("redis-durable", "redis-cache", "worker", "dashboard", "flower"):
+        names = ("redis-durable", "redis-cache", "worker", "stream", "trader", "dashboard")
+        for name in (*names, "flower"):
             assert f"{name}: healthy" in out
+        assert "stream: healthy (replaying the live strategies' stored candles at 100000x)" in out
+        assert "trader: healthy (paper trading the live strategies' signals)" in out
         assert "loaded SYNTHETIC demo candles" in out
+        assert "added demo live strategies (paper account demo): demo-sma_cross, " in out
+
+        # The stream and the trader run, and the demo strategies trade in the demo account.
+        orders = _demo_orders(up)
+        assert {o["account"] for o in orders} == {"demo"}
+        states = _states(tmp_path / "data")
+        assert states["stream"] == "RUNNING" and states["trader"] == "RUNNING", states
         line = next(ln for ln in out.splitlines() if ln.startswith("dashboard login: admin / "))
         password = line.split(" / ", 1)[1].split()[0]
         secret = tmp_path / "data" / "admin.password"
@@ -76,7 +120,11 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path) -> None:
         # SIGTERM: everything under up goes, and up exits 0.
         assert up.proc is not None
         tree = list(descendants(up.proc.pid))
-        assert len(tree) >= 6  # supervisord, 2 valkey, worker (+ pool), dashboard, flower (+1)
+        # supervisord, 2 valkey, worker (+ pool), stream, trader, dashboard, flower (+1)
+        assert len(tree) >= 8
+        assert any(
+            "traderunner stream --replay" in cmd for cmd in descendants(up.proc.pid).values()
+        )
         assert up.terminate() == 0
         assert _wait_gone(tree) == []
         assert "stopped" in up.output.splitlines()[-1]
@@ -92,6 +140,8 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path) -> None:
         out = again.wait_for(READY)
         assert "dashboard login: admin, password in" in out
         assert "loaded SYNTHETIC demo candles" not in out
+        assert "added demo live strategies" not in out
+        assert "stream: healthy" in out and "trader: healthy" in out
         assert password not in out
         login = httpx.post(
             f"http://127.0.0.1:{again.dashboard_port}/login",
@@ -104,6 +154,7 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path) -> None:
         try:
             assert [u.name for u in store.users.list()] == ["admin"]
             assert len(store.candles.list_series()) == 3
+            assert sorted(s.name for s in store.live.list()) == sorted(DEMO_LIVE)
         finally:
             store.close()
         assert again.terminate() == 0
