@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from traderunner.domain.candles import Candle
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError
+from traderunner.marketdata.feeds.once import OnceFeed
 from traderunner.marketdata.providers.eodhd import EodhdProvider, check_symbol
 from traderunner.marketdata.providers.eodhd_wire import INTRADAY
 
@@ -28,7 +29,7 @@ NS = 1_000_000_000
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class PollingFeed:
+class PollingFeed(OnceFeed):
     """A live Feed asking EODHD for each final bar (see the module docstring)."""
 
     def __init__(
@@ -43,6 +44,7 @@ class PollingFeed:
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        super().__init__()
         tf = Timeframe.parse(timeframe)
         if tf not in INTRADAY:
             raise DataRangeError(
@@ -59,8 +61,6 @@ class PollingFeed:
         self._give_up = float(give_up_s)
         self._clock = clock
         self._sleep = sleep
-        self._closed = asyncio.Event()
-        self._iterated = False
         self.requests = 0  # HTTP requests asked of the provider (one per symbol per try)
         self.missing = 0  # bars EODHD never had within give_up_s
 
@@ -71,15 +71,6 @@ class PollingFeed:
     @property
     def timeframe(self) -> Timeframe:
         return self._tf
-
-    def __aiter__(self) -> AsyncIterator[Candle]:
-        if self._iterated:
-            raise RuntimeError("a feed is iterated once: build a new PollingFeed")
-        self._iterated = True
-        return self._bars()
-
-    async def aclose(self) -> None:
-        self._closed.set()
 
     async def _bars(self) -> AsyncIterator[Candle]:
         step = self._tf.seconds

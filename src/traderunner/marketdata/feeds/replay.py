@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from traderunner.domain.candles import Candle, CandleArrays
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError
+from traderunner.marketdata.feeds.once import OnceFeed
 from traderunner.store import Store
 
 NS = 1_000_000_000
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class ReplayFeed:
+class ReplayFeed(OnceFeed):
     """Bars of ``series`` (one CandleArrays per symbol, one timeframe) as a finite Feed.
 
     ``speed`` is market seconds per real second: 0 (default) replays without waiting; 1 in
@@ -34,6 +35,7 @@ class ReplayFeed:
         max_sleep: float | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        super().__init__()
         if not series:
             raise DataRangeError("a replay needs at least one series: pass --symbols")
         frames = {tf for s in series if (tf := s.timeframe) is not None}
@@ -49,8 +51,6 @@ class ReplayFeed:
         self._speed = float(speed)
         self._max_sleep = max_sleep
         self._sleep = sleep
-        self._closed = asyncio.Event()
-        self._iterated = False
         self.yielded = 0
 
     @classmethod
@@ -82,15 +82,6 @@ class ReplayFeed:
     @property
     def timeframe(self) -> Timeframe:
         return self._timeframe
-
-    def __aiter__(self) -> AsyncIterator[Candle]:
-        if self._iterated:
-            raise RuntimeError("a feed is iterated once: build a new ReplayFeed")
-        self._iterated = True
-        return self._bars()
-
-    async def aclose(self) -> None:
-        self._closed.set()
 
     async def _bars(self) -> AsyncIterator[Candle]:
         # (open time, symbol order, position): a k-way merge that keeps the symbol order.

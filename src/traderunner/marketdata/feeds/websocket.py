@@ -39,6 +39,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from traderunner.domain.candles import Candle
 from traderunner.domain.timeframe import Timeframe
 from traderunner.errors import DataRangeError, ProviderAuthError
+from traderunner.marketdata.feeds.once import OnceFeed
 
 NS = 1_000_000_000
 DEFAULT_URL = "wss://ws.eodhistoricaldata.com/ws/us"
@@ -111,7 +112,7 @@ class TradeBars:
         return out
 
 
-class WebSocketFeed:
+class WebSocketFeed(OnceFeed):
     """A live Feed on EODHD's real-time trades (see the module docstring)."""
 
     def __init__(
@@ -127,6 +128,7 @@ class WebSocketFeed:
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        super().__init__()
         tf = Timeframe.parse(timeframe)
         if tf not in _SERVED:
             raise DataRangeError(
@@ -149,8 +151,6 @@ class WebSocketFeed:
         self._max_backoff = float(max_backoff)
         self._clock = clock
         self._sleep = sleep
-        self._closed = asyncio.Event()
-        self._iterated = False
         self._fatal: Exception | None = None
         self.bars = TradeBars(names, tf)
         self.connections = 0  # successful connections (1 + reconnects)
@@ -164,16 +164,7 @@ class WebSocketFeed:
     def timeframe(self) -> Timeframe:
         return self._tf
 
-    def __aiter__(self) -> AsyncIterator[Candle]:
-        if self._iterated:
-            raise RuntimeError("a feed is iterated once: build a new WebSocketFeed")
-        self._iterated = True
-        return self._run()
-
-    async def aclose(self) -> None:
-        self._closed.set()
-
-    async def _run(self) -> AsyncIterator[Candle]:
+    async def _bars(self) -> AsyncIterator[Candle]:
         step = self._tf.seconds
         bar = int(self._clock()) // step * step + step  # the first whole bar
         self.bars.start(bar)
